@@ -1,0 +1,45 @@
+# fusioncast: `make run` runs the main job on the embedded default, `make test` runs the tests.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DATA ?= data/demo
+WORKDIR ?= fusioncast-output
+
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: bootstrap run forecast test lint format bench clean
+
+# The environment is (re)built whenever pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+bootstrap: $(VENV)/.installed
+
+## Generate the demo dataset and retrain on it under Prefect's temporary server; prints where the forecasts are.
+run: bootstrap
+	$(BIN)/fusioncast quickstart --data $(DATA) --workdir $(WORKDIR)
+
+## Forecast again with the registered champion (no training).
+forecast: bootstrap
+	$(BIN)/fusioncast forecast --data $(DATA) --workdir $(WORKDIR)
+
+## The whole test suite.
+test: bootstrap
+	$(BIN)/python -m pytest -q
+
+lint: bootstrap
+	$(BIN)/ruff check src flows tasks tests benchmarks
+	$(BIN)/ruff format --check src flows tasks tests benchmarks
+
+format: bootstrap
+	$(BIN)/ruff format src flows tasks tests benchmarks
+
+bench: bootstrap
+	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(WORKDIR) $(DATA)

@@ -1,0 +1,120 @@
+"""Command line: ``fusioncast demo | retrain | forecast | quickstart``.
+
+Errors a user can cause (bad data, bad parameters, missing model) print one clear line and exit
+with status 2; they never show a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+# Offline-friendly defaults; a user's own environment wins.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from pydantic import ValidationError  # noqa: E402
+
+from fusioncast.errors import FusioncastError  # noqa: E402
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fusioncast", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="write the demo dataset")
+    demo.add_argument("--out", default="data/demo", help="output directory or .parquet file")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--stores", type=int, default=4)
+    demo.add_argument("--categories", type=int, default=6)
+    demo.add_argument("--days", type=int, default=760)
+
+    for name, help_text in (
+        ("retrain", "train, evaluate, register and publish forecasts"),
+        ("forecast", "forecast with the registered champion (no training)"),
+        ("quickstart", "write the demo dataset, then retrain on it"),
+    ):
+        command = commands.add_parser(name, help=help_text)
+        command.add_argument("--data", default="data/demo", help="input Parquet file or directory")
+        command.add_argument(
+            "--workdir", default="fusioncast-output", help="models, forecasts, reports"
+        )
+        command.add_argument("--params", type=Path, help="JSON file of the flow's parameters")
+        if name != "forecast":
+            command.add_argument("--epochs", type=int, help="override training.epochs")
+        else:
+            command.add_argument("--model-version", help="registry version (default: champion)")
+    return parser
+
+
+def _retrain_parameters(args: argparse.Namespace):
+    from fusioncast.parameters import RetrainParameters
+
+    payload = json.loads(args.params.read_text()) if args.params else {}
+    payload.setdefault("data_path", args.data)
+    payload.setdefault("workspace", {"root": args.workdir})
+    if args.epochs is not None:
+        payload.setdefault("training", {})["epochs"] = args.epochs
+    return RetrainParameters.model_validate(payload)
+
+
+def _forecast_parameters(args: argparse.Namespace):
+    from fusioncast.parameters import ForecastParameters
+
+    payload = json.loads(args.params.read_text()) if args.params else {}
+    payload.setdefault("data_path", args.data)
+    payload.setdefault("workspace", {"root": args.workdir})
+    if args.model_version:
+        payload["model_version"] = args.model_version
+    return ForecastParameters.model_validate(payload)
+
+
+def run(argv: list[str] | None = None) -> dict[str, str]:
+    args = _parser().parse_args(argv)
+    if args.command in ("demo", "quickstart"):
+        from fusioncast.demo import write_demo_dataset
+
+        if args.command == "demo":
+            path = write_demo_dataset(
+                args.out,
+                seed=args.seed,
+                n_stores=args.stores,
+                n_categories=args.categories,
+                n_days=args.days,
+            )
+            print(f"demo dataset written to {path}")
+            return {"data_path": str(path)}
+        print(f"demo dataset written to {write_demo_dataset(args.data)}")
+    if args.command in ("retrain", "quickstart"):
+        parameters = _retrain_parameters(args)
+        from flows.retrain import retrain
+
+        outcome = retrain(parameters)
+    else:
+        parameters = _forecast_parameters(args)
+        from flows.forecast import forecast_flow
+
+        outcome = forecast_flow(parameters)
+    print(f"model version: {outcome['model_version']}")
+    if outcome.get("forecasts_path"):
+        print(f"forecasts written to {outcome['forecasts_path']}")
+    return outcome
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        run(argv)
+    except FusioncastError as error:
+        print(f"fusioncast: error: {error}", file=sys.stderr)
+        return 2
+    except ValidationError as error:
+        print(f"fusioncast: invalid parameters: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""The forecast flow: load the champion -> validate new data -> predict -> publish."""
+
+from __future__ import annotations
+
+from prefect import flow
+from prefect.runtime import flow_run
+
+from fusioncast.parameters import ForecastParameters
+from tasks.forecast import forecast, publish
+from tasks.registry import load_model
+from tasks.report import summarise_run
+from tasks.validate import validate_data
+
+
+@flow(name="forecast")
+def forecast_flow(parameters: ForecastParameters | None = None) -> dict[str, str]:
+    """Forecast every series from its latest data with a registered model, without retraining."""
+    parameters = parameters or ForecastParameters()
+    run_id = str(flow_run.id or "local")
+    workspace = parameters.workspace
+
+    loaded = load_model(workspace.models, parameters.model_version)
+    frame, report, _ = validate_data(
+        parameters.data_path,
+        loaded.state.contract,
+        loaded.state.spec.config.lookback,
+        workspace.reports(run_id),
+    )
+    forecasts = forecast(loaded.model, frame, loaded.state, report.freq, loaded.version, run_id)
+    path = publish(forecasts, workspace.forecasts, run_id)
+    summarise_run(
+        "forecast",
+        {
+            "data": f"{parameters.data_path} ({report.n_rows} rows)",
+            "model version": loaded.version,
+            "forecasts": path,
+        },
+    )
+    return {"run_id": run_id, "model_version": loaded.version, "forecasts_path": str(path)}

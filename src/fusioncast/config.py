@@ -1,0 +1,70 @@
+"""Parameters of the model and of training, as pydantic models (they become Prefect UI forms)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class ModelConfig(BaseModel):
+    """Shape and size of the forecasting model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lookback: int = Field(56, ge=2, le=4096, description="Past steps the model reads.")
+    horizon: int = Field(14, ge=1, le=1024, description="Future steps forecast at once.")
+    quantiles: tuple[float, ...] = Field(
+        (0.1, 0.5, 0.9), description="Quantiles trained with pinball loss; must include 0.5."
+    )
+    loss: Literal["pinball", "mse", "mae"] = Field(
+        "pinball", description="pinball trains the quantiles; mse/mae train a point forecast."
+    )
+    numeric_units: int = Field(64, ge=4, le=1024, description="LSTM units over numeric history.")
+    text_units: int = Field(32, ge=4, le=1024, description="LSTM units of each text branch.")
+    text_embedding_dim: int = Field(32, ge=2, le=512, description="Token embedding size.")
+    hidden_units: int = Field(128, ge=4, le=4096, description="Units of the merged Dense layer.")
+    dropout: float = Field(0.1, ge=0.0, lt=1.0, description="Dropout before the output layer.")
+    max_text_tokens: int = Field(
+        64, ge=2, le=4096, description="Tokens per window per text feature (most recent kept)."
+    )
+    max_tokens_per_step: int = Field(
+        32, ge=1, le=4096, description="Tokens kept of one step's text."
+    )
+    max_vocabulary: int = Field(20_000, ge=10, le=1_000_000, description="Vocabulary size cap.")
+    min_token_count: int = Field(
+        2, ge=1, description="A word must appear this often in training text."
+    )
+
+    @field_validator("quantiles")
+    @classmethod
+    def _quantiles_valid(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if any(not 0 < q < 1 for q in value):
+            raise ValueError("every quantile must lie strictly between 0 and 1")
+        if 0.5 not in value:
+            raise ValueError("quantiles must include 0.5 (the point forecast)")
+        return tuple(sorted(set(value)))
+
+    @property
+    def output_quantiles(self) -> tuple[float, ...]:
+        """Quantiles the model outputs: the configured ones, or just the median for mse/mae."""
+        return self.quantiles if self.loss == "pinball" else (0.5,)
+
+
+class TrainingConfig(BaseModel):
+    """How the model is fitted."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: int = Field(30, ge=1, le=10_000, description="Maximum epochs.")
+    batch_size: int = Field(256, ge=1, le=65_536, description="Windows per batch.")
+    learning_rate: float = Field(1e-3, gt=0, le=1.0, description="Adam learning rate.")
+    patience: int = Field(
+        5, ge=1, le=1000, description="Epochs without improvement before stopping."
+    )
+    seed: int = Field(0, ge=0, description="Seed of weights, sampling and shuffling.")
+    train_fraction: float = Field(0.7, gt=0, lt=1, description="Share of time steps for training.")
+    validation_fraction: float = Field(0.1, gt=0, lt=1, description="Share for validation.")
+    steps_per_epoch: int | None = Field(
+        None, ge=1, description="Batches per epoch (None: every training window once)."
+    )

@@ -1,0 +1,40 @@
+"""Exceptions a user can cause, each with a message that names the rule, the column and a count."""
+
+from __future__ import annotations
+
+
+class FusioncastError(Exception):
+    """Base class of every error fusioncast raises on purpose (bad data, bad config, bad state)."""
+
+
+class ConfigError(FusioncastError):
+    """A configuration or parameter value that cannot work."""
+
+
+class DataValidationError(FusioncastError):
+    """Input data broke a rule of the data contract.
+
+    Attributes:
+        rule: short machine-readable name of the rule, e.g. ``"unique_series_timestamp"``.
+        column: the column the rule is about (or a comma-joined list of columns).
+        count: how many rows (or values) broke it.
+        example: one offending value, rendered for people.
+    """
+
+    def __init__(
+        self, rule: str, column: str, count: int, detail: str = "", example: object | None = None
+    ) -> None:
+        self.rule = rule
+        self.column = column
+        self.count = int(count)
+        self.example = example
+        message = f"rule '{rule}' failed on column '{column}': {self.count} offending row(s)"
+        if detail:
+            message += f"; {detail}"
+        if example is not None:
+            message += f" (example: {example!r})"
+        super().__init__(message)
+
+
+class ModelStateError(FusioncastError):
+    """Saved model state is missing, incomplete or does not match what it claims to be."""

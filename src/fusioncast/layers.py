@@ -1,0 +1,172 @@
+"""Custom Keras layers of the forecasting model: serialisable, mask-aware, backend-agnostic.
+
+Every layer here uses only ``keras.ops``, stores its constructor arguments, returns them from
+``get_config`` and is registered, so a saved model loads with ``safe_mode=True``.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+PACKAGE = "fusioncast"
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class TokenAndAgeEmbedding(keras.layers.Layer):
+    """Sum of a token embedding and an embedding of the token's age (steps before the origin).
+
+    Inputs: ``[tokens, age]``, both int ``[B, T]``. Output: ``[B, T, output_dim]`` with mask
+    ``tokens != 0`` (padding), which the following LSTM and attention respect.
+    """
+
+    def __init__(self, vocabulary_size: int, max_age: int, output_dim: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.vocabulary_size = vocabulary_size
+        self.max_age = max_age
+        self.output_dim = output_dim
+        self.token_embedding = keras.layers.Embedding(vocabulary_size, output_dim, name="token")
+        self.age_embedding = keras.layers.Embedding(max_age + 1, output_dim, name="age")
+
+    def build(self, input_shape) -> None:
+        tokens_shape, age_shape = input_shape
+        self.token_embedding.build(tokens_shape)
+        self.age_embedding.build(age_shape)
+        self.built = True
+
+    def call(self, inputs):
+        tokens, age = inputs
+        age = ops.clip(age, 0, self.max_age)
+        return self.token_embedding(tokens) + self.age_embedding(age)
+
+    def compute_mask(self, inputs, mask=None):
+        tokens, _ = inputs
+        return ops.not_equal(tokens, 0)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[0], self.output_dim)
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "vocabulary_size": self.vocabulary_size,
+            "max_age": self.max_age,
+            "output_dim": self.output_dim,
+        }
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class MaskedAttentionPooling(keras.layers.Layer):
+    """Additive attention pooling over time that gives masked (padding) steps exactly zero weight.
+
+    Input: ``[B, T, D]`` with a boolean mask ``[B, T]``. Outputs: the context ``[B, D]`` and the
+    attention weights ``[B, T]`` (each row sums to 1 over unmasked steps).
+    """
+
+    def __init__(self, units: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.units = units
+        self.supports_masking = True
+
+    def build(self, input_shape) -> None:
+        dim = input_shape[-1]
+        self.projection = self.add_weight(shape=(dim, self.units), name="projection")
+        self.bias = self.add_weight(shape=(self.units,), initializer="zeros", name="bias")
+        self.score = self.add_weight(shape=(self.units, 1), name="score")
+        self.built = True
+
+    def call(self, inputs, mask=None):
+        hidden = ops.tanh(ops.matmul(inputs, self.projection) + self.bias)
+        scores = ops.squeeze(ops.matmul(hidden, self.score), axis=-1)
+        if mask is None:
+            weights = ops.softmax(scores, axis=-1)
+        else:
+            mask = ops.cast(mask, scores.dtype)
+            scores = scores + (1.0 - mask) * -1e9
+            weights = ops.softmax(scores, axis=-1) * mask
+            weights = weights / ops.maximum(ops.sum(weights, axis=-1, keepdims=True), 1e-12)
+        context = ops.sum(inputs * ops.expand_dims(weights, -1), axis=1)
+        return context, weights
+
+    def compute_mask(self, inputs, mask=None):
+        return [None, None]
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[-1]), (input_shape[0], input_shape[1])
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "units": self.units}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class WindowNormalization(keras.layers.Layer):
+    """Per-window normalisation: each channel centred on its last value and divided by its spread.
+
+    Input: ``[B, L, F]``. Outputs: normalised ``[B, L, F]``, and the target channel's (channel 0)
+    location ``[B, 1]`` and scale ``[B, 1]`` for :class:`ForecastDenormalization`. The spread is
+    ``sqrt(var + floor**2)``, so a flat window does not divide by zero.
+    """
+
+    def __init__(self, floor: float = 0.1, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.floor = floor
+
+    def call(self, inputs):
+        location = inputs[:, -1:, :]
+        spread = ops.sqrt(ops.var(inputs, axis=1, keepdims=True) + self.floor**2)
+        normalised = (inputs - location) / spread
+        return normalised, location[:, :, 0], spread[:, :, 0]
+
+    def compute_output_shape(self, input_shape):
+        return input_shape, (input_shape[0], 1), (input_shape[0], 1)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "floor": self.floor}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class MonotoneQuantiles(keras.layers.Layer):
+    """Turns raw outputs ``[B, H, Q]`` into quantiles that never cross.
+
+    The median channel is kept; each higher quantile adds a softplus step to the one below it and
+    each lower quantile subtracts one from the one above it.
+    """
+
+    def __init__(self, median_index: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.median_index = median_index
+
+    def call(self, inputs):
+        m = self.median_index
+        n = inputs.shape[-1]
+        median = inputs[..., m : m + 1]
+        parts = []
+        if m > 0:
+            steps = ops.softplus(ops.flip(inputs[..., :m], axis=-1))
+            parts.append(median - ops.flip(ops.cumsum(steps, axis=-1), axis=-1))
+        parts.append(median)
+        if m < n - 1:
+            parts.append(median + ops.cumsum(ops.softplus(inputs[..., m + 1 :]), axis=-1))
+        return parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "median_index": self.median_index}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class ForecastDenormalization(keras.layers.Layer):
+    """Maps a forecast in window units back: ``location + scale * forecast``.
+
+    Inputs: ``[forecast [B, H, Q], location [B, 1], scale [B, 1]]``. With a zero forecast (the
+    initial state of the output layer) the result is the last observed value for every step.
+    """
+
+    def call(self, inputs):
+        forecast, location, scale = inputs
+        return ops.expand_dims(location, -1) + ops.expand_dims(scale, -1) * forecast
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]

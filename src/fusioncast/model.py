@@ -1,0 +1,154 @@
+"""The multimodal forecasting model.
+
+Branches:
+  numeric: per-window normalised history (target first, then covariates) concatenated with one
+      embedding per per-step categorical feature -> LSTM -> last state;
+  static: one embedding per static categorical feature;
+  text (one branch per text feature): TokenAndAgeEmbedding (mask on padding) -> LSTM (returns
+      sequences, mask kept) -> MaskedAttentionPooling.
+The branches are concatenated with the window's level and spread, layer-normalised, passed
+through a Dense layer, and a zero-initialised output layer gives ``[B, H, Q]`` in window units,
+made non-crossing and mapped back: an untrained model forecasts the last observed value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from fusioncast.config import ModelConfig
+from fusioncast.layers import (
+    ForecastDenormalization,
+    MaskedAttentionPooling,
+    MonotoneQuantiles,
+    TokenAndAgeEmbedding,
+    WindowNormalization,
+)
+from fusioncast.losses import PinballLoss, PointLoss
+
+SPEC_VERSION = 1
+
+
+@dataclass
+class ModelSpec:
+    """Everything needed to rebuild the model's shape: configuration plus data-dependent sizes."""
+
+    config: ModelConfig
+    n_numeric: int
+    static_cardinalities: list[int] = field(default_factory=list)
+    dynamic_cardinalities: list[int] = field(default_factory=list)
+    text_vocabulary_sizes: list[int] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": SPEC_VERSION,
+            "config": self.config.model_dump(mode="json"),
+            "n_numeric": self.n_numeric,
+            "static_cardinalities": self.static_cardinalities,
+            "dynamic_cardinalities": self.dynamic_cardinalities,
+            "text_vocabulary_sizes": self.text_vocabulary_sizes,
+        }
+
+    @classmethod
+    def from_json(cls, payload: dict[str, Any]) -> ModelSpec:
+        return cls(
+            config=ModelConfig.model_validate(payload["config"]),
+            n_numeric=int(payload["n_numeric"]),
+            static_cardinalities=list(payload["static_cardinalities"]),
+            dynamic_cardinalities=list(payload["dynamic_cardinalities"]),
+            text_vocabulary_sizes=list(payload["text_vocabulary_sizes"]),
+        )
+
+
+def embedding_dim(cardinality: int) -> int:
+    """Embedding size from a feature's cardinality (grows sub-linearly, at most 16)."""
+    return int(min(16, max(2, round(1.6 * cardinality**0.56))))
+
+
+def attention_layer_name(text_index: int) -> str:
+    return f"text_{text_index}_attention"
+
+
+def build_model(spec: ModelSpec) -> keras.Model:
+    """Build (uncompiled) the model for ``spec``; output ``forecast`` is ``[B, H, Q]`` scaled."""
+    cfg = spec.config
+    lookback, horizon = cfg.lookback, cfg.horizon
+    quantiles = cfg.output_quantiles
+    inputs: dict[str, keras.KerasTensor] = {}
+
+    numeric = keras.Input((lookback, spec.n_numeric), name="numeric")
+    inputs["numeric"] = numeric
+    normalised, location, scale = WindowNormalization(name="window_normalization")(numeric)
+    sequence = [normalised]
+    for i, cardinality in enumerate(spec.dynamic_cardinalities):
+        codes = keras.Input((lookback,), dtype="int32", name=f"dynamic_{i}")
+        inputs[f"dynamic_{i}"] = codes
+        sequence.append(
+            keras.layers.Embedding(
+                cardinality, embedding_dim(cardinality), name=f"dynamic_{i}_embedding"
+            )(codes)
+        )
+    history = (
+        sequence[0] if len(sequence) == 1 else keras.layers.Concatenate(name="history")(sequence)
+    )
+    merged = [keras.layers.LSTM(cfg.numeric_units, name="numeric_lstm")(history), location, scale]
+
+    for i, cardinality in enumerate(spec.static_cardinalities):
+        codes = keras.Input((1,), dtype="int32", name=f"static_{i}")
+        inputs[f"static_{i}"] = codes
+        embedded = keras.layers.Embedding(
+            cardinality, embedding_dim(cardinality), name=f"static_{i}_embedding"
+        )(codes)
+        merged.append(keras.layers.Flatten(name=f"static_{i}_flat")(embedded))
+
+    for i, vocabulary_size in enumerate(spec.text_vocabulary_sizes):
+        tokens = keras.Input((cfg.max_text_tokens,), dtype="int32", name=f"text_{i}_tokens")
+        age = keras.Input((cfg.max_text_tokens,), dtype="int32", name=f"text_{i}_age")
+        inputs[f"text_{i}_tokens"], inputs[f"text_{i}_age"] = tokens, age
+        embedded = TokenAndAgeEmbedding(
+            vocabulary_size, lookback, cfg.text_embedding_dim, name=f"text_{i}_embedding"
+        )([tokens, age])
+        encoded = keras.layers.LSTM(cfg.text_units, return_sequences=True, name=f"text_{i}_lstm")(
+            embedded
+        )
+        context, _ = MaskedAttentionPooling(cfg.text_units, name=attention_layer_name(i))(encoded)
+        merged.append(context)
+
+    features = keras.layers.Concatenate(name="merge")(merged)
+    features = keras.layers.LayerNormalization(name="merge_norm")(features)
+    features = keras.layers.Dense(cfg.hidden_units, activation="gelu", name="hidden")(features)
+    features = keras.layers.Dropout(cfg.dropout, name="dropout")(features)
+    raw = keras.layers.Dense(
+        horizon * len(quantiles),
+        kernel_initializer="zeros",
+        bias_initializer="zeros",
+        name="output",
+    )(features)
+    raw = keras.layers.Reshape((horizon, len(quantiles)), name="output_grid")(raw)
+    ordered = MonotoneQuantiles(quantiles.index(0.5), name="quantiles")(raw)
+    forecast = ForecastDenormalization(name="forecast")([ordered, location, scale])
+    return keras.Model(inputs=inputs, outputs=forecast, name="fusioncast")
+
+
+def compile_model(model: keras.Model, config: ModelConfig, learning_rate: float) -> keras.Model:
+    loss = PinballLoss(config.quantiles) if config.loss == "pinball" else PointLoss(config.loss)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate, clipnorm=1.0), loss=loss)
+    return model
+
+
+def explanation_model(model: keras.Model, n_text: int) -> keras.Model:
+    """The same model with each text branch's attention weights ``[B, T]`` as extra outputs."""
+    weights = [model.get_layer(attention_layer_name(i)).output[1] for i in range(n_text)]
+    return keras.Model(inputs=model.inputs, outputs=[model.outputs[0], *weights])
+
+
+def save_model(model: keras.Model, path: Path) -> None:
+    model.save(path)
+
+
+def load_model(path: Path) -> keras.Model:
+    """Load a saved ``.keras`` model without executing stored code (``safe_mode=True``)."""
+    return keras.saving.load_model(path, compile=False, safe_mode=True)

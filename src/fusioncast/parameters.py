@@ -1,0 +1,60 @@
+"""Run parameters: pydantic models that the CLI reads and the Prefect UI shows as forms."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from fusioncast.config import ModelConfig, TrainingConfig
+from fusioncast.contract import DataContract
+from fusioncast.demo import DEMO_CONTRACT
+
+
+class Workspace(BaseModel):
+    """Where a pipeline keeps its state: ``models/`` (registry), ``forecasts/``, ``reports/``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    root: str = Field(
+        "fusioncast-output", description="Directory of models, forecasts and reports."
+    )
+
+    @property
+    def models(self) -> Path:
+        return Path(self.root) / "models"
+
+    @property
+    def forecasts(self) -> Path:
+        return Path(self.root) / "forecasts"
+
+    def reports(self, run_id: str) -> Path:
+        return Path(self.root) / "reports" / run_id
+
+    def checkpoints(self, run_name: str) -> Path:
+        return Path(self.root) / "checkpoints" / run_name
+
+
+class RetrainParameters(BaseModel):
+    """Parameters of the ``retrain`` flow."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data_path: str = Field("data/demo", description="Parquet file or directory of the input data.")
+    workspace: Workspace = Field(default_factory=Workspace)
+    contract: DataContract = Field(DEMO_CONTRACT, description="Column roles of the input.")
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    publish_forecasts: bool = Field(True, description="Forecast and publish after training.")
+
+
+class ForecastParameters(BaseModel):
+    """Parameters of the ``forecast`` flow."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data_path: str = Field("data/demo", description="Parquet file or directory of the latest data.")
+    workspace: Workspace = Field(default_factory=Workspace)
+    model_version: str | None = Field(
+        None, description="Model version to use; the registry's champion when empty."
+    )

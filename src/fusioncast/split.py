@@ -1,0 +1,101 @@
+"""Chronological split of every series into train / validation / test by global time cut-offs.
+
+Cut-offs are shared by all series (a step at time t is in the same split whichever series it belongs
+to), so no series' validation or test period is seen in training through another series.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fusioncast.contract import DataContract
+from fusioncast.errors import ConfigError, DataValidationError
+from fusioncast.frames import series_keys
+
+SPLIT_VERSION = 1
+TRAIN, VALIDATION, TEST = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class SplitBoundaries:
+    """Global cut-offs: train if ``t <= train_end``, else validation if ``t <= validation_end``.
+
+    ``per_series`` holds, per series id, its number of train, validation and test steps.
+    """
+
+    train_end: pd.Timestamp
+    validation_end: pd.Timestamp
+    per_series: dict[str, dict[str, int]]
+
+    def labels(self, timestamps: pd.Series | np.ndarray) -> np.ndarray:
+        """Split label (TRAIN, VALIDATION or TEST) of each timestamp, int8 of the same length."""
+        values = pd.to_datetime(np.asarray(timestamps)).values
+        labels = np.full(len(values), TEST, dtype=np.int8)
+        labels[values <= self.validation_end.to_datetime64()] = VALIDATION
+        labels[values <= self.train_end.to_datetime64()] = TRAIN
+        return labels
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": SPLIT_VERSION,
+            "train_end": self.train_end.isoformat(),
+            "validation_end": self.validation_end.isoformat(),
+            "per_series": self.per_series,
+        }
+
+    @classmethod
+    def from_json(cls, payload: dict[str, Any]) -> SplitBoundaries:
+        return cls(
+            train_end=pd.Timestamp(payload["train_end"]),
+            validation_end=pd.Timestamp(payload["validation_end"]),
+            per_series={k: dict(v) for k, v in payload["per_series"].items()},
+        )
+
+
+def split_by_time(
+    frame: pd.DataFrame,
+    contract: DataContract,
+    *,
+    train_fraction: float = 0.7,
+    validation_fraction: float = 0.1,
+) -> SplitBoundaries:
+    """Cut the time axis at the given fractions of the distinct timestamps.
+
+    Args:
+        frame: validated input, one row per (series, step).
+        train_fraction: share of distinct timestamps in the training split.
+        validation_fraction: share in the validation split; the rest is the test split.
+    """
+    if not (0 < train_fraction < 1 and 0 < validation_fraction < 1):
+        raise ConfigError("train_fraction and validation_fraction must each lie in (0, 1)")
+    if train_fraction + validation_fraction >= 1:
+        raise ConfigError("train_fraction + validation_fraction must leave a test split (< 1)")
+    times = np.sort(frame[contract.timestamp].unique())
+    if len(times) < 3:
+        raise DataValidationError(
+            "split_enough_steps", contract.timestamp, len(times), "need at least 3 distinct steps"
+        )
+    n_train = max(1, int(round(len(times) * train_fraction)))
+    n_validation = max(1, int(round(len(times) * validation_fraction)))
+    n_train = min(n_train, len(times) - 2)
+    n_validation = min(n_validation, len(times) - n_train - 1)
+    train_end = pd.Timestamp(times[n_train - 1])
+    validation_end = pd.Timestamp(times[n_train + n_validation - 1])
+    boundaries = SplitBoundaries(train_end, validation_end, {})
+    labels = boundaries.labels(frame[contract.timestamp])
+    counts = (
+        pd.DataFrame({"series": series_keys(frame, contract), "label": labels})
+        .groupby(["series", "label"])
+        .size()
+        .unstack(fill_value=0)
+        .reindex(columns=[TRAIN, VALIDATION, TEST], fill_value=0)
+    )
+    per_series = {
+        str(sid): {"train": int(r[TRAIN]), "validation": int(r[VALIDATION]), "test": int(r[TEST])}
+        for sid, r in counts.iterrows()
+    }
+    return SplitBoundaries(train_end, validation_end, per_series)

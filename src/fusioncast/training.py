@@ -1,0 +1,158 @@
+"""Fitting the model: seeded, with early stopping on the validation split and resumable epochs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from fusioncast.config import ModelConfig, TrainingConfig
+from fusioncast.errors import DataValidationError
+from fusioncast.model import ModelSpec, build_model, compile_model
+from fusioncast.split import TRAIN, VALIDATION
+from fusioncast.windows import SeriesArrays, WindowSampler, window_origins
+
+HISTORY_VERSION = 1
+
+
+@dataclass
+class TrainingResult:
+    model: keras.Model
+    history: dict[str, list[float]]
+    best_epoch: int
+    epochs_run: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": HISTORY_VERSION,
+            "history": self.history,
+            "best_epoch": self.best_epoch,
+            "epochs_run": self.epochs_run,
+        }
+
+
+class EpochReporter(keras.callbacks.Callback):
+    """Calls ``report(epoch, logs)`` once per finished epoch (never per batch)."""
+
+    def __init__(self, report: Callable[[int, dict[str, float]], None]) -> None:
+        super().__init__()
+        self.report = report
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.report(epoch + 1, {k: float(v) for k, v in (logs or {}).items()})
+
+
+def model_spec_for(
+    arrays: SeriesArrays,
+    config: ModelConfig,
+    static_cards: list[int],
+    dynamic_cards: list[int],
+    vocabulary_sizes: list[int],
+) -> ModelSpec:
+    return ModelSpec(
+        config=config,
+        n_numeric=arrays.numeric.shape[1],
+        static_cardinalities=static_cards,
+        dynamic_cardinalities=dynamic_cards,
+        text_vocabulary_sizes=vocabulary_sizes,
+    )
+
+
+def sampler(
+    arrays: SeriesArrays,
+    origins: np.ndarray,
+    config: ModelConfig,
+    batch_size: int,
+    **kwargs: Any,
+) -> WindowSampler:
+    """A :class:`WindowSampler` shaped by ``config``."""
+    return WindowSampler(
+        arrays,
+        origins,
+        lookback=config.lookback,
+        horizon=config.horizon,
+        max_text_tokens=config.max_text_tokens,
+        batch_size=batch_size,
+        **kwargs,
+    )
+
+
+def train_model(
+    arrays: SeriesArrays,
+    spec: ModelSpec,
+    training: TrainingConfig,
+    *,
+    backup_dir: Path | None = None,
+    shuffle_text: bool = False,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    verbose: int = 0,
+) -> TrainingResult:
+    """Fit a new model on the training windows with early stopping on the validation windows.
+
+    Args:
+        arrays: built with split boundaries.
+        backup_dir: where epoch-end backups go; a killed run started again with the same
+            directory resumes after its last completed epoch. Removed after a finished fit.
+        shuffle_text: train on text shuffled across windows (the control for the text's value).
+        on_epoch: called after every epoch with its number and logs.
+    """
+    cfg = spec.config
+    train_origins = window_origins(arrays, cfg.lookback, cfg.horizon, TRAIN)
+    validation_origins = window_origins(arrays, cfg.lookback, cfg.horizon, VALIDATION)
+    for name, origins in (("train", train_origins), ("validation", validation_origins)):
+        if len(origins) == 0:
+            raise DataValidationError(
+                f"{name}_windows",
+                "lookback+horizon",
+                0,
+                f"no series has a full {name} window of lookback {cfg.lookback} + horizon "
+                f"{cfg.horizon}; use more history or a shorter lookback/horizon",
+            )
+    keras.utils.set_random_seed(training.seed)
+    model = compile_model(build_model(spec), cfg, training.learning_rate)
+    train_data = sampler(
+        arrays,
+        train_origins,
+        cfg,
+        training.batch_size,
+        shuffle=True,
+        seed=training.seed,
+        shuffle_text=shuffle_text,
+        steps_per_epoch=training.steps_per_epoch,
+    )
+    validation_data = sampler(
+        arrays,
+        validation_origins,
+        cfg,
+        training.batch_size,
+        shuffle_text=shuffle_text,
+        seed=training.seed,
+    )
+    early_stopping = keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=training.patience, restore_best_weights=True
+    )
+    callbacks: list[keras.callbacks.Callback] = [
+        early_stopping,
+        keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=0.5, patience=max(1, training.patience // 2), min_lr=1e-5
+        ),
+    ]
+    if backup_dir is not None:
+        callbacks.append(keras.callbacks.BackupAndRestore(str(backup_dir), delete_checkpoint=True))
+    if on_epoch is not None:
+        callbacks.append(EpochReporter(on_epoch))
+    fitted = model.fit(
+        train_data,
+        validation_data=validation_data,
+        epochs=training.epochs,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
+    history = {k: [float(v) for v in values] for k, values in fitted.history.items()}
+    val_loss = history.get("val_loss", [])
+    best = int(np.argmin(val_loss)) + 1 if val_loss else 0
+    return TrainingResult(model, history, best, len(val_loss))

@@ -1,0 +1,254 @@
+"""Training, evaluation and forecast windows gathered by index from contiguous per-series arrays.
+
+Windows are never materialised: a window is the index of its *origin* (its last observed row) and a
+batch is gathered with numpy fancy indexing, so memory grows with rows, not rows x lookback.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import pandas as pd
+
+from fusioncast.contract import DataContract
+from fusioncast.encoding import CategoryEncoder
+from fusioncast.frames import series_keys, series_offsets
+from fusioncast.scaling import SeriesScaler
+from fusioncast.split import SplitBoundaries
+from fusioncast.tokenize import BOS, PAD, TextTokenizer
+
+
+@dataclass
+class TextArrays:
+    """Token ids of every step of one text feature: ``ids[offsets[r]:offsets[r + 1]]`` is row r."""
+
+    ids: np.ndarray  # int32 [M]
+    offsets: np.ndarray  # int64 [N + 1]
+    rows: np.ndarray  # int32 [M], the row each token came from
+
+    @classmethod
+    def from_ids(cls, ids: np.ndarray, offsets: np.ndarray) -> TextArrays:
+        rows = np.repeat(np.arange(len(offsets) - 1, dtype=np.int32), np.diff(offsets))
+        return cls(ids, offsets, rows)
+
+
+@dataclass
+class SeriesArrays:
+    """All series as contiguous arrays; series s owns rows ``offsets[s]:offsets[s + 1]``."""
+
+    series_ids: np.ndarray  # object [S]
+    offsets: np.ndarray  # int64 [S + 1]
+    row_series: np.ndarray  # int32 [N]
+    timestamps: np.ndarray  # datetime64 [N]
+    numeric: np.ndarray  # float32 [N, F]; column 0 is the scaled target
+    dynamic: np.ndarray  # int32 [N, C_dynamic]
+    static: np.ndarray  # int32 [S, C_static]
+    text: list[TextArrays]
+    split: np.ndarray | None = None  # int8 [N]: TRAIN, VALIDATION or TEST
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.row_series)
+
+
+def build_arrays(
+    frame: pd.DataFrame,
+    contract: DataContract,
+    scaler: SeriesScaler,
+    encoder: CategoryEncoder,
+    tokenizers: dict[str, TextTokenizer],
+    boundaries: SplitBoundaries | None = None,
+) -> SeriesArrays:
+    """Turn a validated frame (sorted by series and timestamp) into model-ready arrays."""
+    keys = series_keys(frame, contract)
+    series_ids, offsets = series_offsets(keys)
+    row_series = np.repeat(np.arange(len(series_ids), dtype=np.int32), np.diff(offsets))
+    n = len(frame)
+    dynamic = np.zeros((n, len(contract.dynamic_categorical)), dtype=np.int32)
+    for i, column in enumerate(contract.dynamic_categorical):
+        dynamic[:, i] = encoder.encode(frame, column)
+    static = np.zeros((len(series_ids), len(contract.static_categorical)), dtype=np.int32)
+    first_rows = frame.iloc[offsets[:-1]]
+    for i, column in enumerate(contract.static_categorical):
+        static[:, i] = encoder.encode(first_rows, column)
+    text = [
+        TextArrays.from_ids(*tokenizers[column].encode(frame[column].to_numpy(dtype=object)))
+        for column in contract.text
+    ]
+    return SeriesArrays(
+        series_ids=series_ids,
+        offsets=offsets,
+        row_series=row_series,
+        timestamps=frame[contract.timestamp].to_numpy(),
+        numeric=scaler.transform(frame, contract),
+        dynamic=dynamic,
+        static=static,
+        text=text,
+        split=None if boundaries is None else boundaries.labels(frame[contract.timestamp]),
+    )
+
+
+def window_origins(
+    arrays: SeriesArrays, lookback: int, horizon: int, split: int | None = None
+) -> np.ndarray:
+    """Origins (last observed rows) of every full window whose horizon lies in ``split``.
+
+    The lookback may reach back into an earlier split; the horizon never leaves the split.
+    """
+    rows = np.arange(arrays.n_rows, dtype=np.int64)
+    start = arrays.offsets[arrays.row_series]
+    end = arrays.offsets[arrays.row_series + 1]
+    valid = (rows - lookback + 1 >= start) & (rows + horizon < end)
+    if split is not None:
+        if arrays.split is None:
+            raise ValueError("arrays were built without split boundaries")
+        first = np.minimum(rows + 1, arrays.n_rows - 1)
+        last = np.minimum(rows + horizon, arrays.n_rows - 1)
+        valid &= (arrays.split[first] == split) & (arrays.split[last] == split)
+    return rows[valid]
+
+
+def forecast_origins(arrays: SeriesArrays, lookback: int) -> np.ndarray:
+    """The last row of every series that has at least ``lookback`` rows."""
+    last = arrays.offsets[1:] - 1
+    long_enough = np.diff(arrays.offsets) >= lookback
+    return last[long_enough].astype(np.int64)
+
+
+def gather_inputs(
+    arrays: SeriesArrays,
+    origins: np.ndarray,
+    lookback: int,
+    max_text_tokens: int,
+    text_origins: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """Model inputs of the windows ending at ``origins``.
+
+    Returns ``numeric [B, L, F]``, ``static_i [B, 1]``, ``dynamic_i [B, L]`` and for each text
+    feature ``text_i_tokens [B, T]`` (the begin marker, then the most recent tokens of the
+    lookback in time order, right-padded with 0) and ``text_i_age [B, T]`` (steps between each
+    token's step and the origin; ``lookback`` for the marker and padding). ``text_origins`` takes
+    the text from other windows (the shuffled-text control).
+    """
+    steps = origins[:, None] + np.arange(-lookback + 1, 1)
+    inputs = {"numeric": arrays.numeric[steps]}
+    for i in range(arrays.static.shape[1]):
+        inputs[f"static_{i}"] = arrays.static[arrays.row_series[origins], i][:, None]
+    for i in range(arrays.dynamic.shape[1]):
+        inputs[f"dynamic_{i}"] = arrays.dynamic[steps, i]
+    source = origins if text_origins is None else text_origins
+    for i, text in enumerate(arrays.text):
+        tokens, age = _gather_text(text, source, lookback, max_text_tokens)
+        inputs[f"text_{i}_tokens"] = tokens
+        inputs[f"text_{i}_age"] = age
+    return inputs
+
+
+def _gather_text(
+    text: TextArrays, origins: np.ndarray, lookback: int, max_tokens: int
+) -> tuple[np.ndarray, np.ndarray]:
+    batch = len(origins)
+    room = max_tokens - 1
+    begin = text.offsets[origins - lookback + 1]
+    end = text.offsets[origins + 1]
+    count = np.minimum(end - begin, room)
+    j = np.arange(room)
+    index = end[:, None] - count[:, None] + j
+    valid = j < count[:, None]
+    tokens = np.full((batch, max_tokens), PAD, dtype=np.int32)
+    age = np.full((batch, max_tokens), lookback, dtype=np.int32)
+    tokens[:, 0] = BOS
+    if len(text.ids):
+        safe = np.clip(index, 0, len(text.ids) - 1)
+        tokens[:, 1:] = np.where(valid, text.ids[safe], PAD)
+        age[:, 1:] = np.where(valid, origins[:, None] - text.rows[safe], lookback)
+    return tokens, age
+
+
+def gather_targets(arrays: SeriesArrays, origins: np.ndarray, horizon: int) -> np.ndarray:
+    """Scaled target of the ``horizon`` steps after each origin, float32 ``[B, H]``."""
+    return arrays.numeric[origins[:, None] + np.arange(1, horizon + 1), 0]
+
+
+class WindowSampler(keras.utils.PyDataset):
+    """Batches of windows gathered by index; serves training, evaluation and forecasting.
+
+    Args:
+        arrays: the contiguous per-series arrays.
+        origins: window origins to serve (see :func:`window_origins`).
+        lookback, horizon, max_text_tokens: window shape.
+        batch_size: windows per batch.
+        shuffle: reshuffle the order of windows every epoch.
+        shuffle_text: give every window the text of another window (a control that keeps the
+            text distribution but breaks its link with the series).
+        with_targets: yield ``(inputs, targets)``; otherwise inputs only.
+        steps_per_epoch: serve this many batches per epoch (sampling windows anew each epoch).
+    """
+
+    def __init__(
+        self,
+        arrays: SeriesArrays,
+        origins: np.ndarray,
+        *,
+        lookback: int,
+        horizon: int,
+        max_text_tokens: int,
+        batch_size: int = 256,
+        shuffle: bool = False,
+        shuffle_text: bool = False,
+        with_targets: bool = True,
+        steps_per_epoch: int | None = None,
+        seed: int = 0,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        if len(origins) == 0:
+            raise ValueError("no windows to serve")
+        self.arrays = arrays
+        self.origins = np.asarray(origins, dtype=np.int64)
+        self.lookback, self.horizon, self.max_text_tokens = lookback, horizon, max_text_tokens
+        self.batch_size = batch_size
+        self.shuffle, self.shuffle_text, self.with_targets = shuffle, shuffle_text, with_targets
+        self.steps_per_epoch = steps_per_epoch
+        self._rng = np.random.default_rng(seed)
+        self._positions = np.arange(len(self.origins))
+        # The shuffled-text control pairs each window with the text of another, fixed for the run.
+        self._text_for = (
+            np.random.default_rng(seed + 1).permutation(self.origins) if shuffle_text else None
+        )
+        if shuffle:
+            self.on_epoch_end()
+
+    @property
+    def num_batches(self) -> int:
+        if self.steps_per_epoch is not None:
+            return self.steps_per_epoch
+        return math.ceil(len(self.origins) / self.batch_size)
+
+    def __len__(self) -> int:
+        return self.num_batches
+
+    def batch_origins(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Origins of batch ``index`` and, for the shuffled-text control, their text's origins."""
+        if self.steps_per_epoch is not None:
+            positions = self._rng.integers(0, len(self.origins), self.batch_size)
+        else:
+            positions = self._positions[index * self.batch_size : (index + 1) * self.batch_size]
+        text = None if self._text_for is None else self._text_for[positions]
+        return self.origins[positions], text
+
+    def __getitem__(self, index: int):
+        origins, text_origins = self.batch_origins(index)
+        inputs = gather_inputs(
+            self.arrays, origins, self.lookback, self.max_text_tokens, text_origins
+        )
+        if not self.with_targets:
+            return (inputs,)
+        return inputs, gather_targets(self.arrays, origins, self.horizon)
+
+    def on_epoch_end(self) -> None:
+        if self.shuffle:
+            self._positions = self._rng.permutation(len(self.origins))

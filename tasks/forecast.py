@@ -1,0 +1,48 @@
+"""Tasks: forecast the next horizon from the latest data, and publish it atomically."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import pandas as pd
+from prefect import task
+from prefect.artifacts import create_markdown_artifact
+
+from fusioncast.contract import ForecastColumn
+from fusioncast.forecast import forecast_frame
+from fusioncast.publish import publish_forecasts
+from fusioncast.state import ForecastingState
+
+
+@task(name="forecast")
+def forecast(
+    model: keras.Model,
+    frame: pd.DataFrame,
+    state: ForecastingState,
+    freq: str,
+    model_version: str,
+    run_id: str,
+) -> pd.DataFrame:
+    return forecast_frame(
+        model,
+        frame,
+        state,
+        freq=freq,
+        model_version=model_version,
+        run_id=run_id,
+        created_at=pd.Timestamp.now(tz="UTC"),
+    )
+
+
+@task(name="publish", retries=2, retry_delay_seconds=5)
+def publish(forecasts: pd.DataFrame, root: Path, run_id: str) -> Path:
+    path = publish_forecasts(forecasts, root, run_id=run_id)
+    create_markdown_artifact(
+        key="published-forecasts",
+        markdown=(
+            f"Published **{len(forecasts)}** forecast rows for "
+            f"**{forecasts[ForecastColumn.SERIES_ID].nunique()}** series to `{path}`."
+        ),
+    )
+    return path

@@ -1,0 +1,28 @@
+"""Task: train the model, logging one line per epoch and updating a progress artifact."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+
+from fusioncast.config import TrainingConfig
+from fusioncast.training import TrainingResult, train_model
+from fusioncast.windows import SeriesArrays
+
+
+@task(name="train")
+def train(arrays: SeriesArrays, spec, training: TrainingConfig, backup_dir: Path) -> TrainingResult:
+    logger = get_run_logger()
+    progress = create_progress_artifact(0.0, key="training-progress", description="Epochs done")
+
+    def report(epoch: int, logs: dict[str, float]) -> None:
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in sorted(logs.items()))
+        logger.info("epoch %d/%d: %s", epoch, training.epochs, shown)
+        update_progress_artifact(progress, 100.0 * epoch / training.epochs)
+
+    result = train_model(arrays, spec, training, backup_dir=backup_dir, on_epoch=report)
+    update_progress_artifact(progress, 100.0)
+    logger.info("best epoch %d of %d", result.best_epoch, result.epochs_run)
+    return result

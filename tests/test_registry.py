@@ -1,0 +1,66 @@
+import json
+
+import numpy as np
+import pytest
+
+from fusioncast.demo import DEMO_CONTRACT
+from fusioncast.errors import ModelStateError
+from fusioncast.model import build_model
+from fusioncast.registry import ModelRegistry
+from fusioncast.split import split_by_time
+from fusioncast.state import ForecastingState, fit_scaler, fit_vocabularies
+from fusioncast.windows import forecast_origins, gather_inputs
+
+
+@pytest.fixture
+def state_and_model(demo_frame, small_model_config):
+    boundaries = split_by_time(demo_frame, DEMO_CONTRACT)
+    scaler = fit_scaler(demo_frame, DEMO_CONTRACT, boundaries)
+    encoder, tokenizers = fit_vocabularies(
+        demo_frame, DEMO_CONTRACT, boundaries, small_model_config
+    )
+    state = ForecastingState.create(DEMO_CONTRACT, scaler, encoder, tokenizers, small_model_config)
+    return state, build_model(state.spec)
+
+
+def test_register_load_round_trip(tmp_path, state_and_model, demo_frame):
+    state, model = state_and_model
+    registry = ModelRegistry(tmp_path)
+    version = registry.register(model, state, parameters={"a": 1}, data_fingerprint="abc")
+    assert registry.versions() == [version] and registry.champion() is None
+    registry.promote(version, reason="first")
+    loaded = registry.load()
+    assert loaded.version == version
+    assert loaded.manifest["data_fingerprint"] == "abc"
+    assert set(loaded.manifest["files"]) >= {"model.keras", "scaler.json", "tokenizers.json"}
+    arrays = loaded.state.arrays(demo_frame)
+    inputs = gather_inputs(arrays, forecast_origins(arrays, 21), 21, 24)
+    np.testing.assert_array_equal(
+        loaded.model.predict(inputs, verbose=0), model.predict(inputs, verbose=0)
+    )
+    assert loaded.state.tokenizers["note"] == state.tokenizers["note"]
+
+
+def test_a_file_that_no_longer_matches_its_manifest_is_refused(tmp_path, state_and_model):
+    state, model = state_and_model
+    registry = ModelRegistry(tmp_path)
+    version = registry.register(model, state, parameters={}, data_fingerprint="abc")
+    registry.promote(version)
+    scaler_path = tmp_path / version / "scaler.json"
+    payload = json.loads(scaler_path.read_text())
+    payload["columns"].reverse()
+    scaler_path.write_text(json.dumps(payload))
+    with pytest.raises(ModelStateError, match="scaler.json does not match its manifest"):
+        registry.load()
+
+
+def test_incomplete_versions_are_invisible_and_unknown_versions_refused(tmp_path, state_and_model):
+    state, model = state_and_model
+    registry = ModelRegistry(tmp_path)
+    (tmp_path / ".staging-20260101T000000Z-aaaaaa").mkdir(parents=True)
+    (tmp_path / "20260101T000000Z-bbbbbb").mkdir()  # no manifest: never completed
+    assert registry.versions() == []
+    with pytest.raises(ModelStateError, match="no champion"):
+        registry.load()
+    with pytest.raises(ModelStateError, match="unknown model version"):
+        registry.promote("20260101T000000Z-bbbbbb")
