@@ -6,7 +6,7 @@ Branches:
   static: one embedding per static categorical feature;
   text (one branch per text feature): TokenAndAgeEmbedding (mask on padding) -> LSTM (returns
       sequences, mask kept) -> MaskedAttentionPooling.
-The branches are concatenated with the window's level and spread, layer-normalised, passed
+The branches are concatenated, layer-normalised, passed
 through a Dense layer, and a zero-initialised output layer gives ``[B, H, Q]`` in window units,
 made non-crossing and mapped back: an untrained model forecasts the last observed value.
 """
@@ -94,7 +94,9 @@ def build_model(spec: ModelSpec) -> keras.Model:
     history = (
         sequence[0] if len(sequence) == 1 else keras.layers.Concatenate(name="history")(sequence)
     )
-    merged = [keras.layers.LSTM(cfg.numeric_units, name="numeric_lstm")(history), location, scale]
+    # The window's level and spread stay out of the features: a level never seen in training must
+    # not reach the Dense layers, which would extrapolate it (they act only via denormalisation).
+    merged = [keras.layers.LSTM(cfg.numeric_units, name="numeric_lstm")(history)]
 
     for i, cardinality in enumerate(spec.static_cardinalities):
         codes = keras.Input((1,), dtype="int32", name=f"static_{i}")

@@ -36,14 +36,28 @@ class SeriesScaler:
         return cls(columns=columns, stats=stats)
 
     def transform(self, frame: pd.DataFrame, contract: DataContract) -> np.ndarray:
-        """Scaled values ``[rows, len(columns)]`` float32; missing covariates become 0 (mean)."""
+        """Scaled values ``[rows, len(columns)]`` float32; missing covariates become 0 (mean).
+
+        Works block by block over series, in float32, so memory stays at one copy of the table.
+        """
         keys = series_keys(frame, contract)
-        values = frame[self.columns].to_numpy(dtype=np.float64, na_value=np.nan)
         self._require(keys)
-        loc, scale = self._per_row(keys)
-        scaled = (values - loc) / scale
-        scaled[:, 1:] = np.nan_to_num(scaled[:, 1:], nan=0.0)
-        return scaled.astype(np.float32)
+        scaled = frame[self.columns].to_numpy(dtype=np.float32, na_value=np.nan, copy=True)
+        codes, uniques = pd.factorize(keys)
+        loc = np.array([[self.stats[k][c][0] for c in self.columns] for k in uniques], np.float32)
+        scale = np.array([[self.stats[k][c][1] for c in self.columns] for k in uniques], np.float32)
+        boundaries = np.flatnonzero(np.diff(codes)) + 1
+        for start, stop in zip(
+            np.concatenate([[0], boundaries]),
+            np.concatenate([boundaries, [len(codes)]]),
+            strict=True,
+        ):
+            code = codes[start]
+            block = scaled[start:stop]
+            block -= loc[code]
+            block /= scale[code]
+        np.nan_to_num(scaled[:, 1:], copy=False, nan=0.0)
+        return scaled
 
     def inverse_target(self, values: np.ndarray, keys: np.ndarray) -> np.ndarray:
         """Undo the target scaling; ``values`` has the rows of ``keys`` first, any shape after."""
@@ -69,12 +83,6 @@ class SeriesScaler:
                 f"scaler has no statistics for {len(missing)} series (e.g. {missing[0]!r}); "
                 "call with_series() first to scale series unseen in training"
             )
-
-    def _per_row(self, keys: np.ndarray):
-        codes, uniques = pd.factorize(keys)
-        loc_table = np.array([[self.stats[k][c][0] for c in self.columns] for k in uniques])
-        scale_table = np.array([[self.stats[k][c][1] for c in self.columns] for k in uniques])
-        return loc_table[codes], scale_table[codes]
 
     def to_json(self) -> dict[str, Any]:
         return {"version": SCALER_VERSION, "columns": self.columns, "stats": self.stats}

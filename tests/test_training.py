@@ -1,0 +1,113 @@
+"""Training: seeded reproducibility, and a run killed mid-training resumes where it stopped."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from fusioncast.demo import DEMO_CONTRACT as C
+from fusioncast.split import split_by_time
+from fusioncast.state import ForecastingState, fit_scaler, fit_vocabularies
+from fusioncast.training import train_model
+from fusioncast.windows import forecast_origins, gather_inputs
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def prepared(demo_frame, small_model_config):
+    boundaries = split_by_time(demo_frame, C)
+    scaler = fit_scaler(demo_frame, C, boundaries)
+    encoder, tokenizers = fit_vocabularies(demo_frame, C, boundaries, small_model_config)
+    state = ForecastingState.create(C, scaler, encoder, tokenizers, small_model_config)
+    return state, state.arrays(demo_frame, boundaries)
+
+
+def test_same_seed_same_model(prepared, fast_training):
+    state, arrays = prepared
+    first = train_model(arrays, state.spec, fast_training)
+    second = train_model(arrays, state.spec, fast_training)
+    other = train_model(arrays, state.spec, fast_training.model_copy(update={"seed": 7}))
+    inputs = gather_inputs(arrays, forecast_origins(arrays, 21), 21, 24)
+    a, b, c = (r.model.predict(inputs, verbose=0) for r in (first, second, other))
+    np.testing.assert_allclose(a, b, atol=1e-6)
+    assert np.abs(a - c).max() > 1e-4
+    assert first.history == second.history
+
+
+def test_early_stopping_keeps_the_best_epoch(prepared, fast_training):
+    state, arrays = prepared
+    result = train_model(
+        arrays, state.spec, fast_training.model_copy(update={"epochs": 6, "patience": 1})
+    )
+    assert result.epochs_run <= 6
+    assert result.best_epoch == int(np.argmin(result.history["val_loss"])) + 1
+
+
+RESUMABLE_RUN = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from fusioncast.config import ModelConfig, TrainingConfig
+    from fusioncast.demo import DEMO_CONTRACT as C, generate_demo_frame
+    from fusioncast.split import split_by_time
+    from fusioncast.state import ForecastingState, fit_scaler, fit_vocabularies
+    from fusioncast.training import train_model
+
+    frame = generate_demo_frame(n_stores=1, n_categories=2, n_days=160, seed=2)
+    config = ModelConfig(lookback=14, horizon=3, numeric_units=4, text_units=4,
+                         text_embedding_dim=4, hidden_units=8, max_text_tokens=8)
+    boundaries = split_by_time(frame, C)
+    encoder, tokenizers = fit_vocabularies(frame, C, boundaries, config)
+    scaler = fit_scaler(frame, C, boundaries)
+    state = ForecastingState.create(C, scaler, encoder, tokenizers, config)
+
+    def report(epoch, logs):
+        print(f"EPOCH {epoch}", flush=True)
+        time.sleep(0.3)
+
+    result = train_model(
+        state.arrays(frame, boundaries), state.spec,
+        TrainingConfig(epochs=6, batch_size=16, steps_per_epoch=3, patience=100),
+        backup_dir=Path(sys.argv[1]), on_epoch=report,
+    )
+    print(f"DONE {result.epochs_run}", flush=True)
+    """
+)
+
+
+def test_killed_training_resumes_after_its_last_completed_epoch(tmp_path):
+    script = tmp_path / "train.py"
+    script.write_text(RESUMABLE_RUN)
+    backup = tmp_path / "backup"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    first = subprocess.Popen(
+        [sys.executable, str(script), str(backup)], stdout=subprocess.PIPE, text=True, env=env
+    )
+    seen = []
+    for line in first.stdout:
+        seen.append(line.strip())
+        if line.startswith("EPOCH 2"):
+            first.send_signal(signal.SIGKILL)  # a real kill: no cleanup, no callbacks
+            break
+    first.wait(timeout=60)
+    assert first.returncode == -signal.SIGKILL
+    assert seen[-1] == "EPOCH 2" and backup.exists()
+
+    second = subprocess.run(
+        [sys.executable, str(script), str(backup)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert second.returncode == 0, second.stderr[-2000:]
+    epochs = [line for line in second.stdout.splitlines() if line.startswith("EPOCH")]
+    assert epochs == ["EPOCH 3", "EPOCH 4", "EPOCH 5", "EPOCH 6"]
+    assert not backup.exists() or not any(backup.iterdir())  # backup removed once finished
