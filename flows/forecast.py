@@ -25,6 +25,7 @@ def forecast_flow(parameters: ForecastParameters | None = None) -> dict[str, str
         loaded.state.contract,
         loaded.state.spec.config.lookback,
         workspace.reports(run_id),
+        parameters.validation,
     )
     forecasts = forecast(loaded.model, frame, loaded.state, report.freq, loaded.version, run_id)
     path = publish(forecasts, workspace.forecasts, run_id)
@@ -32,6 +33,9 @@ def forecast_flow(parameters: ForecastParameters | None = None) -> dict[str, str
         "forecast",
         {
             "data": f"{parameters.data_path} ({report.n_rows} rows)",
+            "quarantined rows": f"{report.n_quarantined} ({report.quarantine_path or 'none'})",
+            "excluded short series": len(report.excluded_series),
+            "validation report (GX Data Docs)": report.data_docs_path or "not built",
             "model version": loaded.version,
             "forecasts": path,
         },

@@ -30,6 +30,7 @@ def retrain(parameters: RetrainParameters | None = None) -> dict[str, str]:
         contract,
         model_config.lookback + model_config.horizon,
         workspace.reports(run_id),
+        parameters.validation,
     )
     boundaries = split_data(frame, contract, training.train_fraction, training.validation_fraction)
     scaler = fit_scaling(frame, contract, boundaries)
@@ -61,6 +62,9 @@ def retrain(parameters: RetrainParameters | None = None) -> dict[str, str]:
         "retrain",
         {
             "data": f"{parameters.data_path} ({report.n_rows} rows, {report.n_series} series)",
+            "quarantined rows": f"{report.n_quarantined} ({report.quarantine_path or 'none'})",
+            "excluded short series": len(report.excluded_series),
+            "validation report (GX Data Docs)": report.data_docs_path or "not built",
             "model version": version,
             "test MSE (scaled)": summary,
             "forecasts": outcome["forecasts_path"] or "not published",

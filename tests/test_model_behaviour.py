@@ -10,10 +10,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from fusioncast.baselines import LAST_VALUE
 from fusioncast.config import ModelConfig, TrainingConfig
 from fusioncast.demo import DEMO_CONTRACT as C
 from fusioncast.demo import DEMO_EVENTS, generate_demo_frame
-from fusioncast.evaluate import LAST_VALUE, MODEL, evaluate_model, summarise
+from fusioncast.evaluate import MODEL, evaluate_model, summarise
 from fusioncast.split import TEST, TRAIN, split_by_time
 from fusioncast.state import ForecastingState, fit_scaler, fit_vocabularies
 from fusioncast.tokenize import BOS, PAD

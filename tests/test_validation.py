@@ -10,7 +10,16 @@ import pytest
 
 from fusioncast.contract import DataContract
 from fusioncast.errors import DataValidationError
-from fusioncast.validation import ValidationReport, infer_frequency, validate_frame
+from fusioncast.validation import (
+    QUARANTINE_COLUMN,
+    QUARANTINE_RULE,
+    ValidationConfig,
+    ValidationReport,
+    infer_frequency,
+    read_input,
+    validate_dataset,
+    validate_frame,
+)
 
 CONTRACT = DataContract(numeric=("price",), static_categorical=("region",), text=("note",))
 
@@ -54,8 +63,12 @@ def test_valid_frame_passes_sorted_and_normalised():
         ]
     )
     rules = {r.rule for r in report.results}
-    assert {"expect_compound_columns_to_be_unique", "expect_column_values_to_be_between"} <= rules
-    assert report.report_path is None
+    assert {"unique_series_timestamp", "finite", "not_in_future", "frequency_gaps"} <= rules
+    expectations = {r.expectation for r in report.results}
+    assert "expect_compound_columns_to_be_unique" in expectations
+    assert {r.action for r in report.results} == {"passed"} and not report.warnings
+    assert report.report_path is None and report.data_docs_path is None
+    assert report.n_rows_valid == 18 and report.n_quarantined == 0
 
 
 def test_reversed_and_shuffled_rows_are_sorted():
@@ -101,7 +114,7 @@ def test_single_series_contract():
     assert report.n_series == 1 and out["timestamp"].is_monotonic_increasing
     frame.loc[1, "timestamp"] = frame.loc[0, "timestamp"]
     error = raises(frame, contract)
-    assert (error.rule, error.column) == ("expect_column_values_to_be_unique", "timestamp")
+    assert (error.rule, error.column) == ("unique_series_timestamp", "timestamp")
 
 
 def test_empty_dataset():
@@ -126,39 +139,32 @@ def test_nan_target():
     frame = make_frame()
     frame.loc[4, "target"] = np.nan
     error = raises(frame)
-    assert (error.rule, error.column, error.count) == (
-        "expect_column_values_to_not_be_null",
-        "target",
-        1,
-    )
+    assert (error.rule, error.column, error.count) == ("not_null", "target", 1)
+    assert error.example == "series_id=s0, timestamp=2024-01-05"
 
 
 def test_inf_target():
     frame = make_frame()
     frame.loc[2, "target"] = np.inf
     error = raises(frame)
-    assert (error.rule, error.column) == ("expect_column_values_to_be_between", "target")
-    assert error.count == 1 and error.example == "inf"
+    assert (error.rule, error.column) == ("finite", "target")
+    assert error.count == 1 and error.example == "inf at series_id=s0, timestamp=2024-01-03"
 
 
 def test_inf_in_numeric_covariate():
     frame = make_frame()
     frame.loc[[3, 7], "price"] = -np.inf
     error = raises(frame)
-    assert (error.rule, error.column, error.count) == (
-        "expect_column_values_to_be_between",
-        "price",
-        2,
-    )
+    assert (error.rule, error.column, error.count) == ("finite", "price", 2)
 
 
 def test_duplicate_series_timestamp():
     frame = make_frame()
     frame = pd.concat([frame, frame.iloc[[5]]], ignore_index=True)
     error = raises(frame)
-    assert error.rule == "expect_compound_columns_to_be_unique"
+    assert error.rule == "unique_series_timestamp"
     assert error.column == "series_id, timestamp"
-    assert error.count == 2 and "s0" in error.example
+    assert error.count == 2 and error.example == "series_id=s0, timestamp=2024-01-06"
 
 
 def test_mixed_number_and_string_column():
@@ -179,12 +185,23 @@ def test_unparsable_timestamp():
     assert error.example == "not a date"
 
 
-def test_short_series():
+def test_short_series_are_excluded_with_a_warning_and_fail_when_none_remain():
     frame = make_frame(n_series=3, length=6)
     frame = frame[~((frame["series_id"] == "s1") & (frame.index % 6 >= 2))]
-    error = raises(frame, min_length=3)
-    assert (error.rule, error.column, error.count) == ("series_min_length", "series_id", 1)
-    assert error.example == "s1"
+    out, report = validate_frame(frame, CONTRACT, min_length=3)
+    assert sorted(out["series_id"].unique()) == ["s0", "s2"] and len(out) == 12
+    assert report.success and report.excluded_series == {"s1": 2}
+    (warning,) = report.warnings
+    assert (warning.rule, warning.column, warning.failing_count, warning.action) == (
+        "series_min_length",
+        "series_id",
+        1,
+        "excluded",
+    )
+    assert warning.example == "s1 (2 steps)"
+    error = raises(frame, min_length=7)
+    assert (error.rule, error.column, error.count) == ("series_min_length", "series_id", 3)
+    assert "no series has the 7 steps needed" in str(error)
 
 
 def test_text_column_with_non_strings():
@@ -224,12 +241,260 @@ def test_report_json_written(tmp_path):
     frame.loc[[1, 2], "target"] = np.nan
     frame.loc[3, "price"] = np.inf
     error = raises(frame, report_dir=tmp_path)
-    assert (error.rule, error.column) == ("expect_column_values_to_not_be_null", "target")
+    assert (error.rule, error.column) == ("not_null", "target")
     assert "1 other rule(s) failed" in str(error)
     payload = json.loads((tmp_path / "validation.json").read_text())
-    assert payload["version"] == 1 and payload["success"] is False
+    assert payload["version"] == 2 and payload["success"] is False
     failed = [r for r in payload["results"] if not r["success"]]
     assert [(r["rule"], r["column"], r["failing_count"]) for r in failed] == [
-        ("expect_column_values_to_not_be_null", "target", 2),
-        ("expect_column_values_to_be_between", "price", 1),
+        ("not_null", "target", 2),
+        ("finite", "price", 1),
     ]
+
+
+# -- configuration-driven rules ----------------------------------------------------------------
+
+NOW = pd.Timestamp("2024-06-01")
+QUARANTINE = ValidationConfig(policy="quarantine", now=NOW)
+
+
+def test_config_defaults_and_bounds():
+    config = ValidationConfig()
+    assert (config.policy, config.max_missing_target_share, config.max_gap_share) == ("fail", 0, 0)
+    assert (config.max_text_chars, config.max_categorical_cardinality) == (2000, 10_000)
+    assert not config.allow_future_timestamps and config.data_docs
+    for bad in ({"policy": "ignore"}, {"max_gap_share": 1.5}, {"max_text_chars": 0}):
+        with pytest.raises(ValueError):
+            ValidationConfig(**bad)
+    with pytest.raises(ValueError, match="unknown time zone"):
+        ValidationConfig(timezone="Mars/Olympus")
+    schema = ValidationConfig.model_json_schema()["properties"]
+    assert all(field.get("description") for field in schema.values())
+    paris = ValidationConfig(
+        now=pd.Timestamp("2024-06-01 12:00", tz="UTC"), timezone="Europe/Paris"
+    )
+    assert paris.current_time() == pd.Timestamp("2024-06-01 14:00")
+
+
+def test_future_timestamps():
+    frame = make_frame()  # 2024-01-01 .. 2024-01-06
+    error = raises(frame, config=ValidationConfig(now=pd.Timestamp("2024-01-04 12:00")))
+    assert (error.rule, error.column, error.count) == ("not_in_future", "timestamp", 6)
+    assert error.example == "2024-01-05 at series_id=s0"
+    allowed = ValidationConfig(now=pd.Timestamp("2024-01-04"), allow_future_timestamps=True)
+    assert validate_frame(frame, CONTRACT, config=allowed)[1].success
+
+
+def test_missing_targets_within_the_tolerated_share_are_filled():
+    frame = make_frame()
+    frame.loc[[0, 8], "target"] = np.nan  # first step of s0, a middle step of s1
+    config = ValidationConfig(max_missing_target_share=0.2)
+    out, report = validate_frame(frame, CONTRACT, config=config)
+    assert out["target"].notna().all()
+    assert out.loc[0, "target"] == frame.loc[1, "target"]  # next value at the start
+    assert out.loc[8, "target"] == frame.loc[7, "target"]  # else the previous one
+    (warning,) = report.warnings
+    assert (warning.rule, warning.column, warning.failing_count, warning.action) == (
+        "not_null",
+        "target",
+        2,
+        "filled",
+    )
+    error = raises(frame, config=ValidationConfig(max_missing_target_share=0.1))
+    assert (error.rule, error.column, error.count) == ("not_null", "target", 2)
+
+
+def test_gaps_are_counted_and_tolerated_up_to_a_share():
+    frame = make_frame(n_series=2, length=10).drop(index=[3, 4])  # s0 misses 2 of 10 steps
+    error = raises(frame)
+    assert (error.rule, error.column, error.count) == ("frequency_gaps", "timestamp", 2)
+    assert error.example == "series s0: 2 of 10 steps missing (first after 2024-01-03)"
+    out, report = validate_frame(frame, CONTRACT, config=ValidationConfig(max_gap_share=0.2))
+    assert len(out) == 18
+    (warning,) = report.warnings
+    assert (warning.rule, warning.failing_count, warning.action) == (
+        "frequency_gaps",
+        2,
+        "tolerated",
+    )
+
+
+def test_steps_off_the_declared_frequency():
+    frame = make_frame()
+    frame["timestamp"] = frame["timestamp"].astype("datetime64[ns]")
+    frame.loc[2, "timestamp"] = pd.Timestamp("2024-01-03 12:00")
+    error = raises(frame, DataContract(**{**CONTRACT.model_dump(), "freq": "D"}))
+    assert (error.rule, error.column, error.count) == ("on_frequency", "timestamp", 1)
+    assert "2024-01-03 12:00:00 in series s0 is not on the 'D' grid" in error.example
+
+
+def test_calendar_frequency_gaps():
+    frame = make_frame(n_series=2, length=8, freq="MS").drop(index=[5])
+    error = raises(frame)
+    assert (error.rule, error.count) == ("frequency_gaps", 1)
+    assert "first after 2024-05-01" in error.example
+
+
+def test_categorical_cardinality_bound():
+    frame = make_frame(n_series=4)
+    frame["region"] = frame["series_id"]
+    error = raises(frame, config=ValidationConfig(max_categorical_cardinality=3))
+    assert (error.rule, error.column, error.count) == ("categorical_cardinality", "region", 4)
+
+
+def test_categorical_mixing_numbers_and_strings():
+    frame = make_frame()
+    frame["region"] = frame["region"].astype(object)
+    frame.loc[[2, 3], "region"] = 7
+    error = raises(frame)
+    assert (error.rule, error.column, error.count) == ("categorical_type", "region", 2)
+    assert error.example == "7"
+
+
+@pytest.mark.parametrize("dtype", ["str", "string", object])
+def test_long_text_is_truncated_and_counted(dtype):
+    frame = make_frame()
+    frame.loc[3, "note"] = "x" * 50
+    frame["note"] = frame["note"].astype(dtype)
+    out, report = validate_frame(frame, CONTRACT, config=ValidationConfig(max_text_chars=10))
+    assert out["note"].str.len().max() == 10 and out.loc[3, "note"] == "x" * 10
+    (warning,) = report.warnings
+    assert (warning.rule, warning.column, warning.failing_count, warning.action) == (
+        "text_max_length",
+        "note",
+        1,
+        "truncated",
+    )
+
+
+def test_binary_text_is_decoded_and_invalid_utf8_is_rejected():
+    frame = make_frame()
+    frame["note"] = [None if pd.isna(v) else v.encode() for v in frame["note"]]
+    frame.loc[3, "note"] = "café".encode()
+    out, report = validate_frame(frame, CONTRACT)
+    assert report.success and out.loc[3, "note"] == "café"
+    assert isinstance(out["note"].dtype, pd.StringDtype)
+    frame.loc[[4, 5], "note"] = b"\xff\xfe broken"
+    error = raises(frame)
+    assert (error.rule, error.column, error.count) == ("text_utf8", "note", 2)
+    assert "xff" in error.example
+
+
+def test_quarantine_sets_rows_aside_with_their_rule(tmp_path):
+    frame = make_frame(n_series=4, length=6)
+    frame.loc[2, "price"] = np.inf
+    frame.loc[[7, 8], "note"] = None
+    frame = pd.concat([frame, frame.iloc[[13]]], ignore_index=True)  # s2: a step twice
+    config = QUARANTINE.model_copy(update={"max_gap_share": 0.2})  # the rows taken out leave gaps
+    out, report = validate_frame(frame, CONTRACT, config=config, report_dir=tmp_path)
+    assert report.success and report.policy == "quarantine"
+    assert report.n_quarantined == 3 and report.n_rows_valid == len(out) == 22
+    assert report.quarantine_path == str(tmp_path / "quarantine.parquet")
+    quarantined = pd.read_parquet(report.quarantine_path)
+    assert quarantined[QUARANTINE_RULE].tolist() == ["finite", *["unique_series_timestamp"] * 2]
+    assert quarantined[QUARANTINE_COLUMN].tolist() == ["price", *["series_id, timestamp"] * 2]
+    assert quarantined["price"].iloc[0] == np.inf and quarantined["series_id"].tolist()[1:] == [
+        "s2",
+        "s2",
+    ]
+    assert not list(tmp_path.glob(".*"))  # no temporary file left behind
+    actions = {(r.rule, r.column): (r.failing_count, r.action) for r in report.warnings}
+    assert actions == {
+        ("finite", "price"): (1, "quarantined"),
+        ("unique_series_timestamp", "series_id, timestamp"): (2, "quarantined"),
+        ("frequency_gaps", "timestamp"): (2, "tolerated"),
+    }
+    payload = json.loads((tmp_path / "validation.json").read_text())
+    assert payload["n_quarantined"] == 3 and payload["quarantine_path"] == report.quarantine_path
+
+
+def test_quarantine_keeps_rows_that_did_not_parse_as_they_came(tmp_path):
+    frame = make_frame()
+    frame["timestamp"] = frame["timestamp"].dt.strftime("%Y-%m-%d").astype(object)
+    frame["note"] = [None if pd.isna(v) else v.encode() for v in frame["note"]]
+    frame.loc[0, "timestamp"] = "not a date"  # first step of s0: no gap left behind
+    frame.loc[17, "note"] = b"\xff"  # last step of s2
+    out, report = validate_frame(frame, CONTRACT, config=QUARANTINE, report_dir=tmp_path)
+    assert len(out) == 16 and report.n_quarantined == 2
+    quarantined = pd.read_parquet(report.quarantine_path)
+    assert quarantined[QUARANTINE_RULE].tolist() == ["timestamp_parses", "text_utf8"]
+    assert quarantined["timestamp"].iloc[0] == "not a date"
+    assert quarantined["note"].iloc[1] == b"\xff"
+
+
+def test_quarantine_takes_whole_series_whose_gaps_are_not_tolerated(tmp_path):
+    frame = make_frame(n_series=4, length=6)
+    frame.loc[2, "target"] = np.nan  # s0 loses a middle step: a gap
+    out, report = validate_frame(frame, CONTRACT, config=QUARANTINE, report_dir=tmp_path)
+    assert sorted(out["series_id"].unique()) == ["s1", "s2", "s3"]
+    quarantined = pd.read_parquet(report.quarantine_path)
+    assert quarantined["series_id"].unique().tolist() == ["s0"]
+    assert quarantined.groupby(QUARANTINE_RULE).size().to_dict() == {
+        "not_null": 1,
+        "frequency_gaps": 5,
+    }
+
+
+def test_quarantine_still_stops_on_table_rules_and_on_too_many_bad_rows(tmp_path):
+    frame = make_frame()
+    frame["price"] = frame["price"].astype(object)
+    frame.loc[1, "price"] = "n/a"
+    error = raises(frame, config=QUARANTINE)
+    assert (error.rule, error.column) == ("numeric_type", "price")
+    frame = make_frame()
+    frame.loc[[2, 8], "target"] = np.nan  # the gaps they leave take two series of three
+    error = raises(frame, config=QUARANTINE, report_dir=tmp_path)
+    assert (error.rule, error.column) == ("not_null", "target")
+    assert "more than max_quarantine_share=0.5; nothing was quarantined" in str(error)
+    assert not (tmp_path / "quarantine.parquet").exists()
+
+
+def test_data_docs_are_written_to_the_report_dir(tmp_path):
+    frame = make_frame()
+    frame.loc[2, "target"] = np.inf
+    raises(frame, report_dir=tmp_path)
+    index = tmp_path / "data_docs" / "index.html"
+    assert index.is_file()
+    pages = list((tmp_path / "data_docs" / "validations").rglob("*.html"))
+    assert len(pages) == 1 and "fusioncast_rows" in str(pages[0])  # the series suite never ran
+    payload = json.loads((tmp_path / "validation.json").read_text())
+    assert payload["data_docs_path"] == str(index)
+    _, report = validate_frame(make_frame(), CONTRACT, report_dir=tmp_path / "ok")
+    pages = list((tmp_path / "ok" / "data_docs" / "validations").rglob("*.html"))
+    assert {p.parent.parent.parent.name for p in pages} == {"fusioncast_rows", "fusioncast_series"}
+    off = ValidationConfig(data_docs=False)
+    _, report = validate_frame(make_frame(), CONTRACT, config=off, report_dir=tmp_path / "off")
+    assert report.data_docs_path is None and not (tmp_path / "off" / "data_docs").exists()
+
+
+def test_read_input_names_duplicated_and_conflicting_parquet_columns(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    frame = make_frame()
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    duplicated = table.append_column("target", table.column("target"))
+    pq.write_table(duplicated, tmp_path / "dup.parquet")
+    with pytest.raises(DataValidationError) as info:
+        validate_dataset(tmp_path / "dup.parquet", CONTRACT, report_dir=tmp_path / "report")
+    assert (info.value.rule, info.value.column) == ("unique_column_names", "target")
+    assert json.loads((tmp_path / "report" / "validation.json").read_text())["success"] is False
+
+    (tmp_path / "parts").mkdir()
+    pq.write_table(table.slice(0, 9), tmp_path / "parts" / "a.parquet")
+    other = frame.iloc[9:].assign(price=lambda f: f["price"].astype(str).str.replace("-", "n/a"))
+    other.to_parquet(tmp_path / "parts" / "b.parquet", index=False)
+    with pytest.raises(DataValidationError) as info:
+        read_input(tmp_path / "parts", CONTRACT)
+    assert (info.value.rule, info.value.column) == ("parquet_schema", "price")
+    assert "price: double vs large_string" in str(info.value)
+
+
+def test_irregular_timestamps_without_a_declared_frequency():
+    frame = make_frame(n_series=2, length=4)
+    frame["timestamp"] = np.tile(
+        pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-05", "2024-01-11"]), 2
+    )
+    error = raises(frame)
+    assert (error.rule, error.column, error.count) == ("regular_frequency", "timestamp", 2)
+    assert "declare contract.freq" in str(error)

@@ -68,3 +68,8 @@ class TrainingConfig(BaseModel):
     steps_per_epoch: int | None = Field(
         None, ge=1, description="Batches per epoch (None: every training window once)."
     )
+    max_validation_windows: int | None = Field(
+        50_000,
+        ge=1,
+        description="Validate on a fixed random subset of this many windows (None: all).",
+    )

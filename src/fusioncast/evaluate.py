@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pandas as pd
 
+from fusioncast.baselines import baseline_forecasts
 from fusioncast.config import ModelConfig
 from fusioncast.errors import DataValidationError
 from fusioncast.predict import predict_windows
@@ -14,8 +15,6 @@ from fusioncast.state import series_index
 from fusioncast.windows import SeriesArrays, gather_targets, window_origins
 
 MODEL = "fusioncast"
-LAST_VALUE = "last_value"
-SEASONAL_NAIVE = "seasonal_naive"
 
 _SEASONS = {"h": 24, "d": 7, "b": 5, "w": 52, "m": 12, "q": 4}
 
@@ -29,19 +28,6 @@ def season_length(freq: str | None) -> int | None:
         if base.startswith(prefix):
             return season
     return None
-
-
-def baseline_forecasts(
-    arrays: SeriesArrays, origins: np.ndarray, horizon: int, lookback: int, season: int | None
-) -> dict[str, np.ndarray]:
-    """Scaled baseline forecasts ``[B, H]``: last value, and seasonal naive if the season fits."""
-    last = arrays.numeric[origins, 0]
-    out = {LAST_VALUE: np.repeat(last[:, None], horizon, axis=1)}
-    if season and season <= lookback:
-        steps = np.arange(1, horizon + 1)
-        back = steps - season * np.ceil(steps / season).astype(np.int64)
-        out[SEASONAL_NAIVE] = arrays.numeric[origins[:, None] + back[None, :], 0]
-    return out
 
 
 def evaluate_model(
@@ -67,7 +53,7 @@ def evaluate_model(
     median = forecasts[..., config.output_quantiles.index(0.5)]
     candidates = {
         MODEL: median,
-        **baseline_forecasts(arrays, origins, config.horizon, config.lookback, season),
+        **baseline_forecasts(arrays, origins, config.lookback, config.horizon, season=season),
     }
     series = series_index(arrays, origins)
     frames = []

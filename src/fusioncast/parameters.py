@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from fusioncast.config import ModelConfig, TrainingConfig
 from fusioncast.contract import DataContract
 from fusioncast.demo import DEMO_CONTRACT
+from fusioncast.validation import ValidationConfig
 
 
 class Workspace(BaseModel):
@@ -45,6 +46,10 @@ class RetrainParameters(BaseModel):
     contract: DataContract = Field(DEMO_CONTRACT, description="Column roles of the input.")
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
+    validation: ValidationConfig = Field(
+        default_factory=ValidationConfig,
+        description="Data validation: policy (fail or quarantine) and tolerances.",
+    )
     publish_forecasts: bool = Field(True, description="Forecast and publish after training.")
 
 
@@ -57,4 +62,8 @@ class ForecastParameters(BaseModel):
     workspace: Workspace = Field(default_factory=Workspace)
     model_version: str | None = Field(
         None, description="Model version to use; the registry's champion when empty."
+    )
+    validation: ValidationConfig = Field(
+        default_factory=ValidationConfig,
+        description="Data validation: policy (fail or quarantine) and tolerances.",
     )

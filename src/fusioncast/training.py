@@ -112,6 +112,11 @@ def train_model(
                 f"no series has a full {name} window of lookback {cfg.lookback} + horizon "
                 f"{cfg.horizon}; use more history or a shorter lookback/horizon",
             )
+    limit = training.max_validation_windows
+    if limit is not None and len(validation_origins) > limit:
+        # A fixed subset, so that epochs stay comparable for early stopping.
+        picks = np.random.default_rng(training.seed).choice(len(validation_origins), limit, False)
+        validation_origins = np.sort(validation_origins[picks])
     keras.utils.set_random_seed(training.seed)
     model = compile_model(build_model(spec), cfg, training.learning_rate)
     train_data = sampler(

@@ -1,32 +1,63 @@
-"""Validation of an input frame against the data contract.
+"""Validation of an input frame against the data contract and the run's :class:`ValidationConfig`.
 
-Cheap structural checks and type normalisation run in pandas; the row-level rules run as a
-Great Expectations (GX Core 1.x) suite built from the contract, on an ephemeral context. Every
-rule ends up as one :class:`RuleResult` row of a :class:`ValidationReport`; the first failing rule
-is raised as a :class:`~fusioncast.errors.DataValidationError`, whose message also says how many
-other rules failed.
+A run goes through four stages and stops after the first one in which a rule failed:
 
-Great Expectations is imported inside :func:`validate_frame` (its import takes seconds).
+1. structure (pandas): a non-empty table, unique column names, every contract column present;
+2. types (pandas): timestamps parse, target and numeric covariates are numbers, text is text
+   (a binary column is decoded as UTF-8), categorical columns do not mix numbers and strings;
+3. rows: a Great Expectations (GX Core 1.x) suite built from the contract and the configuration:
+   non-null series id, timestamp and target (a tolerated share of missing targets), finite target
+   and covariates, unique (series, timestamp), no timestamp in the future, categorical cardinality
+   within a bound, text within a length bound (longer text is truncated and counted);
+4. series: a second GX suite over one summary row per series: every step on the declared (or
+   inferred) frequency, gaps within a tolerated share, and at least ``min_length`` steps (shorter
+   series are excluded with a warning; an error only if none remain).
+
+Rules about the whole table (structure, types, cardinality, an unknown frequency) always stop the
+run. Rules about rows or series stop it under the ``fail`` policy; under ``quarantine`` the
+offending rows are set aside with the rule they broke, written to ``quarantine.parquet`` in the
+report directory, and the run goes on with the rest. Every rule ends up as one
+:class:`RuleResult` of a :class:`ValidationReport`; a run that stops raises the first failing rule
+as a :class:`~fusioncast.errors.DataValidationError` naming the rule, the column and the count.
+
+Rows may come in any order: the returned frame is sorted by (series, timestamp).
+
+GX is imported on first use (its import takes seconds). GX runs the row and series suites; the
+row masks needed for examples and for quarantine are computed with pandas/numpy for the rules GX
+reported as failing only. GX Data Docs for both suites are written to ``<report dir>/data_docs``.
 """
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from pandas.api import types as ptypes
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from fusioncast.contract import SINGLE_SERIES_ID, DataContract, write_json
+from fusioncast.contract import SINGLE_SERIES_ID, DataContract, read_dataset, write_json
 from fusioncast.errors import ConfigError, DataValidationError
 
-REPORT_VERSION = 1
+REPORT_VERSION = 2
 REPORT_FILE = "validation.json"
+QUARANTINE_FILE = "quarantine.parquet"
+DATA_DOCS_DIR = "data_docs"
+#: Columns added to every quarantined row: the first rule it broke and that rule's column.
+QUARANTINE_RULE = "quarantine_rule"
+QUARANTINE_COLUMN = "quarantine_column"
 
-#: Values outside this range fail ``expect_column_values_to_be_between``; so do +/-inf.
+#: Values outside this range fail the ``finite`` rule; so do +/-inf.
 FINITE_BOUND = 1e300
 #: The frequency of a series is inferred from its first steps only.
 FREQ_STEPS = 50
@@ -37,16 +68,122 @@ _TABLE = "*"  # the "column" of rules about the whole table
 _EXAMPLE_CHARS = 200
 _ORDER_KEY = "fusioncast_order"
 
+#: What happened to the rows that broke a rule (``RuleResult.action``).
+PASSED, FAILED, QUARANTINED = "passed", "failed", "quarantined"
+EXCLUDED, TRUNCATED, FILLED, TOLERATED = "excluded", "truncated", "filled", "tolerated"
+
+
+class ValidationConfig(BaseModel):
+    """How strict validation is, per run. Every bound is inclusive."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    policy: Literal["fail", "quarantine"] = Field(
+        "fail",
+        description=(
+            "'fail': bad rows stop the run before any model or output is touched. 'quarantine': "
+            "rows (or series) that break a row or series rule are written to quarantine.parquet "
+            "in the run's report directory with the rule they broke; the run goes on with the "
+            "rest. Table-level problems (missing columns, wrong types, ...) always stop the run."
+        ),
+    )
+    max_missing_target_share: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "Share of rows whose target may be missing. Tolerated missing targets are filled with "
+            "the series' previous value (the next one at its start); beyond it the rule fails."
+        ),
+    )
+    max_gap_share: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "Share of the steps between a series' first and last timestamp that may be missing. "
+            "0 means no gaps; tolerated gaps are counted in the report and not filled."
+        ),
+    )
+    max_text_chars: int = Field(
+        2000,
+        ge=1,
+        le=10_000_000,
+        description="Longest text kept per step and text feature; longer text is truncated.",
+    )
+    max_categorical_cardinality: int = Field(
+        10_000,
+        ge=1,
+        le=100_000_000,
+        description="Most distinct values per categorical feature (each needs an embedding row).",
+    )
+    allow_future_timestamps: bool = Field(
+        False, description="Accept timestamps later than now (in `timezone`)."
+    )
+    timezone: str = Field(
+        "UTC",
+        description=(
+            "IANA time zone of the timestamps' wall-clock time: 'now' is taken in it when "
+            "telling future timestamps."
+        ),
+    )
+    now: datetime | None = Field(
+        None,
+        description=(
+            "The current time for the future-timestamp rule; empty means the clock. Naive "
+            "values are wall-clock time in `timezone` (set it in tests for reproducible runs)."
+        ),
+    )
+    max_quarantine_share: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "Quarantine policy: the run still stops when more than this share of the rows would "
+            "be quarantined (such data is more likely broken than dirty)."
+        ),
+    )
+    data_docs: bool = Field(
+        True, description="Write GX Data Docs (HTML) to <report dir>/data_docs."
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(f"unknown time zone {value!r}") from error
+        return value
+
+    def current_time(self) -> pd.Timestamp:
+        """``now`` (or the clock) as naive wall-clock time in ``timezone``."""
+        if self.now is None:
+            return pd.Timestamp.now(tz=self.timezone).tz_localize(None)
+        now = pd.Timestamp(self.now)
+        if now.tzinfo is not None:
+            now = now.tz_convert(self.timezone).tz_localize(None)
+        return now
+
 
 @dataclass
 class RuleResult:
-    """One row of the report: a rule, the column(s) it is about and how many rows broke it."""
+    """One row of the report: a rule, the column(s) it is about and how many rows broke it.
+
+    ``action`` says what happened to them: ``passed`` (none broke it), ``failed`` (the run
+    stops), ``quarantined``, ``excluded`` (series too short), ``truncated`` (text),
+    ``filled`` (tolerated missing targets) or ``tolerated`` (gaps within the tolerated share).
+    Only ``failed`` makes ``success`` false. ``expectation`` is the GX expectation type behind
+    the rule, where GX evaluated it.
+    """
 
     rule: str
     column: str
     failing_count: int
     example: str | None
     success: bool
+    action: str = PASSED
+    expectation: str | None = None
 
 
 @dataclass
@@ -56,6 +193,15 @@ class ValidationReport:
     freq: str | None  # None only in the report of a failed validation
     results: list[RuleResult] = field(default_factory=list)
     report_path: str | None = None
+    policy: str = "fail"
+    n_rows_valid: int = 0
+    n_quarantined: int = 0
+    quarantine_path: str | None = None
+    data_docs_path: str | None = None
+    #: series left out for being shorter than ``min_length``: id -> usable steps
+    excluded_series: dict[str, int] = field(default_factory=dict)
+    #: the quarantined input rows with their rule (not part of the JSON report)
+    quarantined: pd.DataFrame | None = field(default=None, repr=False)
 
     @property
     def success(self) -> bool:
@@ -65,13 +211,24 @@ class ValidationReport:
     def failures(self) -> list[RuleResult]:
         return [r for r in self.results if not r.success]
 
+    @property
+    def warnings(self) -> list[RuleResult]:
+        """Rules broken without stopping the run (quarantined, excluded, truncated, ...)."""
+        return [r for r in self.results if r.success and r.action != PASSED]
+
     def to_json(self) -> dict[str, Any]:
         return {
             "version": REPORT_VERSION,
             "success": self.success,
+            "policy": self.policy,
             "n_rows": self.n_rows,
             "n_series": self.n_series,
+            "n_rows_valid": self.n_rows_valid,
+            "n_quarantined": self.n_quarantined,
             "freq": self.freq,
+            "quarantine_path": self.quarantine_path,
+            "data_docs_path": self.data_docs_path,
+            "excluded_series": self.excluded_series,
             "results": [asdict(r) for r in self.results],
         }
 
@@ -83,10 +240,80 @@ class ValidationReport:
                 "column": r.column,
                 "failing_count": r.failing_count,
                 "example": r.example,
-                "status": "passed" if r.success else "failed",
+                "status": r.action,
             }
             for r in self.results
         ]
+
+
+def validate_dataset(
+    source: str | Path,
+    contract: DataContract,
+    *,
+    min_length: int = 1,
+    config: ValidationConfig | None = None,
+    report_dir: Path | None = None,
+) -> tuple[pd.DataFrame, ValidationReport]:
+    """Read ``source`` with :func:`read_input` and validate it with :func:`validate_frame`.
+
+    A dataset that cannot be read as one table fails like a rule (with a report).
+    """
+    try:
+        frame = read_input(source, contract)
+    except DataValidationError as error:
+        config = config or ValidationConfig()
+        report = ValidationReport(n_rows=0, n_series=0, freq=None, policy=config.policy)
+        report.results.append(_rule(error.rule, error.column, error.count, error.example))
+        if report_dir is not None:
+            _write_report(report, Path(report_dir))
+        raise
+    return validate_frame(
+        frame, contract, min_length=min_length, config=config, report_dir=report_dir
+    )
+
+
+def read_input(source: str | Path, contract: DataContract) -> pd.DataFrame:
+    """:func:`~fusioncast.contract.read_dataset`, with Parquet schema problems as rule failures.
+
+    Raises:
+        DataValidationError: ``unique_column_names`` when a file's schema names a column twice,
+            ``parquet_schema`` when files disagree on a column's type, ``parquet_readable``
+            for any other table that pyarrow cannot assemble.
+    """
+    try:
+        return read_dataset(source, contract)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
+        message = str(error).splitlines()[0]
+        files = _parquet_files(source)
+        duplicated: list[str] = []
+        types: dict[str, set[str]] = {}
+        for path in files:
+            schema = pq.read_schema(path)
+            counts = Counter(schema.names)
+            duplicated += [n for n, c in counts.items() if c > 1 and n not in duplicated]
+            for item in schema:
+                types.setdefault(item.name, set()).add(str(item.type))
+        if duplicated:
+            raise DataValidationError(
+                "unique_column_names",
+                ", ".join(duplicated),
+                len(duplicated),
+                detail="the Parquet schema names these columns more than once",
+            ) from None
+        conflicts = sorted(name for name, kinds in types.items() if len(kinds) > 1)
+        if conflicts:
+            raise DataValidationError(
+                "parquet_schema",
+                ", ".join(conflicts),
+                len(conflicts),
+                detail=(
+                    "the files of the dataset disagree on the type of these columns: "
+                    + "; ".join(f"{n}: {' vs '.join(sorted(types[n]))}" for n in conflicts)
+                ),
+            ) from None
+        raise DataValidationError(
+            "parquet_readable", _TABLE, 1, detail=f"pyarrow cannot read the dataset: {message}"
+        ) from None
 
 
 def validate_frame(
@@ -94,15 +321,21 @@ def validate_frame(
     contract: DataContract,
     *,
     min_length: int = 1,
+    config: ValidationConfig | None = None,
     report_dir: Path | None = None,
 ) -> tuple[pd.DataFrame, ValidationReport]:
-    """Check ``frame`` against ``contract``; return it normalised and sorted, with the report.
+    """Check ``frame`` against ``contract``; return the rows to use, normalised and sorted.
 
     The returned frame keeps every input column; the series id is of pandas ``str`` dtype, the
     timestamp tz-naive ``datetime64[ns]`` (tz-aware input keeps its wall-clock time; mixed UTC
     offsets are converted to UTC), target and numeric covariates ``float64``, text columns
-    ``str``. Rows are sorted by (series id, timestamp) with a fresh RangeIndex; the input frame
-    is left untouched. ``report_dir/validation.json`` is written whether or not validation passes.
+    ``str`` (binary columns decoded as UTF-8, longer text truncated). Rows are sorted by
+    (series id, timestamp) with a fresh RangeIndex; series shorter than ``min_length`` and, under
+    the quarantine policy, quarantined rows are left out. The input frame is left untouched.
+
+    With ``report_dir``, ``validation.json``, the GX Data Docs (``data_docs/index.html``, once
+    the GX suites ran) and the quarantined rows (``quarantine.parquet``, when the run goes on)
+    are written there, whether or not validation passes.
 
     Raises:
         DataValidationError: for the first rule that failed; its message says how many others
@@ -111,86 +344,22 @@ def validate_frame(
     """
     if min_length < 1:
         raise ConfigError(f"min_length must be at least 1, got {min_length}")
-    results: list[RuleResult] = []
-    out, n_series, freq = _check(frame, contract, min_length, results)
-    report = ValidationReport(n_rows=len(frame), n_series=n_series, freq=freq, results=results)
+    config = config or ValidationConfig()
+    docs_dir = Path(report_dir) / DATA_DOCS_DIR if report_dir is not None else None
+    run = _Validation(frame, contract, config, min_length, docs_dir if config.data_docs else None)
+    out = run.run()
+    report = run.report(out)
     if report_dir is not None:
-        path = Path(report_dir) / REPORT_FILE
-        write_json(path, report.to_json())
-        report.report_path = str(path)
-    if out is None or not report.success:
-        _raise_first(report)
+        report_dir = Path(report_dir)
+        if out is not None and report.quarantined is not None:
+            path = report_dir / QUARANTINE_FILE
+            _write_parquet_atomic(report.quarantined, path)
+            report.quarantine_path = str(path)
+        report.data_docs_path = run.build_data_docs()
+        _write_report(report, report_dir)
+    if out is None:
+        _raise_first(report, run.note)
     return out, report
-
-
-def _check(
-    frame: pd.DataFrame, contract: DataContract, min_length: int, results: list[RuleResult]
-) -> tuple[pd.DataFrame | None, int, str | None]:
-    """Run the rules stage by stage, appending to ``results``; stop after a stage that failed.
-
-    Returns the normalised, sorted frame (None when a rule failed), the series count (0 when it
-    was not reached) and the frequency (None when it was not reached).
-    """
-
-    def failed() -> bool:
-        return not all(r.success for r in results)
-
-    # 1. structure: pandas only, GX cannot run on such a frame
-    results.append(_rule("non_empty", _TABLE, 0 if len(frame) else 1))
-    if failed():
-        return None, 0, None
-    duplicated = list(dict.fromkeys(frame.columns[frame.columns.duplicated()]))
-    results.append(
-        _rule("unique_column_names", ", ".join(map(str, duplicated)) or _TABLE, len(duplicated))
-    )
-    if failed():
-        return None, 0, None
-    missing = [c for c in contract.all_columns if c not in frame.columns]
-    results.append(_rule("columns_present", ", ".join(missing) or _TABLE, len(missing)))
-    if failed():
-        return None, 0, None
-
-    # 2. types: every column is checked, so one run names every type problem
-    # Copy-on-write: a lazy copy; assigning columns leaves the caller's frame alone. A RangeIndex
-    # keeps the boolean masks below aligned even when the input index has duplicate labels.
-    out = frame.reset_index(drop=True)
-    if contract.series_id is not None:
-        out[contract.series_id] = out[contract.series_id].astype("str")
-    checks = [(contract.timestamp, _parse_timestamps)]
-    checks += [(column, _to_float) for column in (contract.target, *contract.numeric)]
-    checks += [(column, _to_text) for column in contract.text]
-    for column, convert in checks:
-        values, result = convert(out[column], column)
-        results.append(result)
-        if values is not None:
-            out[column] = values
-    if failed():
-        return None, 0, None
-
-    # 3. row-level rules, as a GX suite built from the contract
-    results.extend(_run_suite(out, contract))
-
-    # 4. series length
-    if contract.series_id is None:
-        lengths = pd.Series([len(out)], index=[SINGLE_SERIES_ID])
-    else:
-        lengths = out[contract.series_id].value_counts(sort=False)
-    short = lengths[lengths < min_length].sort_index()
-    example = short.index[0] if len(short) else None
-    column = contract.series_id or contract.timestamp
-    results.append(_rule("series_min_length", column, len(short), example))
-    if failed():
-        return None, len(lengths), None
-
-    # 5. frequency
-    out = _sorted(out, contract)
-    try:
-        freq = infer_frequency(out, contract)
-    except DataValidationError as error:
-        results.append(_rule(error.rule, error.column, error.count, error.example))
-        return None, len(lengths), None
-    results.append(_rule("regular_frequency", contract.timestamp, 0))
-    return out, len(lengths), freq
 
 
 def infer_frequency(frame: pd.DataFrame, contract: DataContract) -> str:
@@ -243,16 +412,606 @@ def infer_frequency(frame: pd.DataFrame, contract: DataContract) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# The run
 
 
-def _rule(rule: str, column: str, failing: int, example: object = None) -> RuleResult:
+@dataclass
+class _Check:
+    """One GX expectation and how its failures are handled.
+
+    kind: ``row`` (rows are quarantined or fail the run), ``table`` (always fails the run),
+    ``target_nulls`` (tolerated share filled, beyond it like ``row``), ``truncate`` (text length:
+    counted and truncated). ``mask`` gives the offending rows (computed only when GX says some
+    rows broke the rule).
+    """
+
+    rule: str
+    column: str
+    expectation: Any
+    kind: str = "row"
+    mask: Callable[[pd.DataFrame], np.ndarray] | None = None
+    value: str | None = None  # the column whose value the example shows
+
+
+class _Validation:
+    def __init__(
+        self,
+        frame: pd.DataFrame,
+        contract: DataContract,
+        config: ValidationConfig,
+        min_length: int,
+        docs_dir: Path | None,
+    ) -> None:
+        self.frame, self.contract, self.config = frame, contract, config
+        self.min_length, self.docs_dir = min_length, docs_dir
+        self.results: list[RuleResult] = []
+        self.quarantine = config.policy == "quarantine"
+        self.rule_of: np.ndarray | None = None  # per input row: the first rule it broke
+        self.column_of: np.ndarray | None = None
+        self.excluded: dict[str, int] = {}
+        self.n_series = 0
+        self.freq: str | None = None
+        self.note = ""  # said in the error message when the run stops
+        self._gx: _GX | None = None
+
+    # -- bookkeeping --------------------------------------------------------------------------
+
+    def failed(self) -> bool:
+        return any(not r.success for r in self.results)
+
+    def add(self, result: RuleResult) -> RuleResult:
+        self.results.append(result)
+        return result
+
+    def rows(
+        self,
+        out: pd.DataFrame,
+        rule: str,
+        column: str,
+        mask: np.ndarray,
+        example: object = None,
+        expectation: str | None = None,
+    ) -> np.ndarray | None:
+        """Record a row rule; under quarantine return the rows to set aside (None if none)."""
+        mask = np.asarray(mask, dtype=bool)
+        n = int(mask.sum())
+        if not n:
+            self.add(_rule(rule, column, 0, expectation=expectation))
+            return None
+        if not self.quarantine:
+            self.add(_rule(rule, column, n, example, expectation=expectation))
+            return None
+        self.add(_rule(rule, column, n, example, action=QUARANTINED, expectation=expectation))
+        self.set_aside(out, mask, rule, column)
+        return mask
+
+    def set_aside(self, out: pd.DataFrame, mask: np.ndarray, rule: str, column: str) -> None:
+        if self.rule_of is None:
+            self.rule_of = np.full(len(self.frame), None, dtype=object)
+            self.column_of = np.full(len(self.frame), None, dtype=object)
+        assert self.column_of is not None
+        positions = out.index.to_numpy()[mask]
+        fresh = positions[pd.isna(self.rule_of[positions])]
+        self.rule_of[fresh] = rule
+        self.column_of[fresh] = column
+
+    @property
+    def n_quarantined(self) -> int:
+        return 0 if self.rule_of is None else int(pd.notna(self.rule_of).sum())
+
+    def gx(self) -> _GX:
+        if self._gx is None:
+            self._gx = _GX(self.docs_dir)
+        return self._gx
+
+    def build_data_docs(self) -> str | None:
+        return self._gx.build_data_docs() if self._gx is not None else None
+
+    def report(self, out: pd.DataFrame | None) -> ValidationReport:
+        report = ValidationReport(
+            n_rows=len(self.frame),
+            n_series=self.n_series,
+            freq=self.freq if out is not None else None,
+            results=self.results,
+            policy=self.config.policy,
+            n_rows_valid=0 if out is None else len(out),
+            n_quarantined=self.n_quarantined if out is not None else 0,
+            excluded_series=self.excluded,
+        )
+        if out is not None and self.rule_of is not None:
+            assert self.column_of is not None
+            positions = np.flatnonzero(pd.notna(self.rule_of))
+            rows = self.frame.iloc[positions].reset_index(drop=True)
+            rows[QUARANTINE_RULE] = self.rule_of[positions].astype(str)
+            rows[QUARANTINE_COLUMN] = self.column_of[positions].astype(str)
+            report.quarantined = rows
+        return report
+
+    # -- stages -------------------------------------------------------------------------------
+
+    def run(self) -> pd.DataFrame | None:
+        out = self.structure()
+        if out is None or self.failed():
+            return None
+        out = self.types(out)
+        if out is None or self.failed():
+            return None
+        out = self.rows_suite(out)
+        if out is None or self.failed():
+            return None
+        out = self.series_suite(out)
+        if out is None or self.failed():
+            return None
+        return self.finish(out)
+
+    def structure(self) -> pd.DataFrame | None:
+        frame, contract = self.frame, self.contract
+        if not self.add(_rule("non_empty", _TABLE, 0 if len(frame) else 1)).success:
+            return None
+        duplicated = list(dict.fromkeys(frame.columns[frame.columns.duplicated()]))
+        names = ", ".join(map(str, duplicated)) or _TABLE
+        if not self.add(_rule("unique_column_names", names, len(duplicated))).success:
+            return None
+        missing = [c for c in contract.all_columns if c not in frame.columns]
+        if not self.add(
+            _rule("columns_present", ", ".join(missing) or _TABLE, len(missing))
+        ).success:
+            return None
+        # Copy-on-write: a lazy copy; assigning columns leaves the caller's frame alone. The
+        # RangeIndex labels are the input row positions from here on (for quarantine).
+        return frame.reset_index(drop=True)
+
+    def types(self, out: pd.DataFrame) -> pd.DataFrame | None:
+        """Every column is checked, so one run names every type problem."""
+        contract = self.contract
+        drop = np.zeros(len(out), dtype=bool)
+        categorical = ([contract.series_id] if contract.series_id else []) + list(
+            contract.categorical
+        )
+        for column in categorical:
+            count, example = _mixed_kinds(out[column])
+            self.add(_rule("categorical_type", column, count, example))
+        if contract.series_id is not None:
+            out[contract.series_id] = out[contract.series_id].astype("str")
+
+        column = contract.timestamp
+        try:
+            parsed, bad, example = _parse_timestamps(out[column])
+        except (OverflowError, ValueError) as error:  # e.g. out of the ns range (1677..2262)
+            self.add(_rule("timestamp_parses", column, 1, str(error)))
+            parsed, bad = None, None
+        if parsed is None and bad is not None:  # numbers: a type error, not a row error
+            self.add(_rule("timestamp_parses", column, int(bad.sum()), example))
+        elif parsed is not None:
+            out[column] = parsed
+            drop |= _or_none(self.rows(out, "timestamp_parses", column, bad, example), len(out))
+
+        for column in (contract.target, *contract.numeric):
+            values, count, example = _to_float(out[column])
+            self.add(_rule("numeric_type", column, count, example))
+            if values is not None:
+                out[column] = values
+
+        for column in contract.text:
+            if _holds_bytes(out[column]):
+                values, bad, example = _decode_utf8(out[column])
+                self.add(_rule("text_type", column, 0))
+                drop |= _or_none(self.rows(out, "text_utf8", column, bad, example), len(out))
+            else:
+                values, count, example = _to_text(out[column])
+                self.add(_rule("text_type", column, count, example))
+            if values is not None:
+                out[column] = values
+        if self.failed():
+            return None
+        return out[~drop] if drop.any() else out
+
+    def rows_suite(self, out: pd.DataFrame) -> pd.DataFrame | None:
+        """The row rules, as a GX suite built from the contract and the configuration."""
+        contract = self.contract
+        checks = _row_checks(contract, self.config)
+        gx_results = self.gx().validate("rows", out, [c.expectation for c in checks])
+        drop = np.zeros(len(out), dtype=bool)
+        for check, result in zip(checks, gx_results, strict=True):
+            details = result.result or {}
+            count = int(details.get("unexpected_count") or 0)
+            rule, column = check.rule, check.column
+            expectation = check.expectation.expectation_type
+            if result.success and not count:
+                self.add(_rule(rule, column, 0, expectation=expectation))
+            elif check.kind == "table":
+                observed = details.get("observed_value")
+                count = count or (observed if isinstance(observed, int) else 1)
+                self.add(_rule(rule, column, count, observed, expectation=expectation))
+            else:
+                mask = np.asarray(check.mask(out), dtype=bool)
+                example = _row_example(out, mask, contract, check.value)
+                if check.kind == "truncate":
+                    out[column] = out[column].str.slice(0, self.config.max_text_chars)
+                    action = TRUNCATED
+                elif check.kind == "target_nulls" and result.success:
+                    action = FILLED  # within the tolerated share; filled in finish()
+                else:
+                    drop |= _or_none(
+                        self.rows(out, rule, column, mask, example, expectation), len(out)
+                    )
+                    continue
+                self.add(
+                    _rule(
+                        rule,
+                        column,
+                        int(mask.sum()),
+                        example,
+                        action=action,
+                        expectation=expectation,
+                    )
+                )
+        if self.failed():
+            return None
+        return out[~drop] if drop.any() else out
+
+    def series_suite(self, out: pd.DataFrame) -> pd.DataFrame | None:
+        """Frequency, gaps and length per series, as a GX suite over one row per series."""
+        import great_expectations.expectations as gxe
+        from great_expectations.expectations.expectation import FailureSeverity
+
+        contract, config = self.contract, self.config
+        if not len(out):
+            return self.nothing_left()
+        out, codes, names = _sort(out, contract)
+        self.n_series = len(names)
+        try:
+            self.freq = infer_frequency(out, contract)
+        except DataValidationError as error:
+            self.add(_rule(error.rule, error.column, error.count, error.example))
+            self.note = "declare contract.freq or provide regular timestamps"
+            return None
+        summary, off_grid = _series_summary(out, codes, names, self.freq, contract)
+
+        stamp = contract.timestamp
+        checks = [
+            gxe.ExpectColumnValuesToBeBetween(column="off_frequency_steps", max_value=0),
+            gxe.ExpectColumnValuesToBeBetween(column="gap_share", max_value=config.max_gap_share),
+            gxe.ExpectColumnValuesToBeBetween(
+                column="usable_steps",
+                min_value=self.min_length,
+                severity=FailureSeverity.WARNING,
+            ),
+        ]
+        on_grid, gaps, length = self.gx().validate("series", summary, checks)
+        series_codes = np.arange(len(names))
+        bad_series = np.zeros(len(names), dtype=bool)
+
+        # every step on the frequency: series with off-grid steps are irregular
+        irregular = summary["off_frequency_steps"].to_numpy() > 0
+        if on_grid.success and not irregular.any():
+            self.add(_rule("on_frequency", stamp, 0, expectation=checks[0].expectation_type))
+        else:
+            first = np.flatnonzero(off_grid)[0]
+            example = (
+                f"{_render_stamp(out[stamp].iloc[first])} in series "
+                f"{names[codes[first]]} is not on the '{self.freq}' grid"
+            )
+            self.series_rule(
+                out, codes, irregular, "on_frequency", int(off_grid.sum()), example, checks[0]
+            )
+            bad_series |= irregular
+
+        # gaps within the tolerated share
+        missing = summary["missing_steps"].to_numpy()
+        too_gappy = summary["gap_share"].to_numpy() > config.max_gap_share
+        expectation = checks[1].expectation_type
+        if gaps.success and not missing.any():
+            self.add(_rule("frequency_gaps", stamp, 0, expectation=expectation))
+        elif gaps.success or not too_gappy.any():
+            example = _gap_example(summary, missing > 0)
+            self.add(
+                _rule(
+                    "frequency_gaps",
+                    stamp,
+                    int(missing.sum()),
+                    example,
+                    action=TOLERATED,
+                    expectation=expectation,
+                )
+            )
+        else:
+            example = _gap_example(summary, too_gappy)
+            self.series_rule(
+                out,
+                codes,
+                too_gappy,
+                "frequency_gaps",
+                int(missing[too_gappy].sum()),
+                example,
+                checks[1],
+            )
+            bad_series |= too_gappy
+        if self.failed():
+            return None
+
+        # length: shorter series are excluded with a warning (an error if none remain)
+        usable = summary["usable_steps"].to_numpy()
+        short = (usable < self.min_length) & ~bad_series
+        column = contract.series_id or stamp
+        expectation = checks[2].expectation_type
+        if length.success and not short.any():
+            self.add(_rule("series_min_length", column, 0, expectation=expectation))
+        elif not (~bad_series & ~short).any():
+            self.add(
+                _rule(
+                    "series_min_length",
+                    column,
+                    int(short.sum()),
+                    _short_example(summary, short),
+                    expectation=expectation,
+                )
+            )
+            self.note = f"no series has the {self.min_length} steps needed" + (
+                " after quarantine" if bad_series.any() else ""
+            )
+            return None
+        elif short.any():
+            self.excluded = {str(names[i]): int(usable[i]) for i in series_codes[short]}
+            self.add(
+                _rule(
+                    "series_min_length",
+                    column,
+                    int(short.sum()),
+                    _short_example(summary, short),
+                    action=EXCLUDED,
+                    expectation=expectation,
+                )
+            )
+            if self.quarantine:
+                self.set_aside(out, short[codes], "series_min_length", column)
+        else:
+            self.add(_rule("series_min_length", column, 0, expectation=expectation))
+        keep = ~(bad_series | short)[codes]
+        return out if keep.all() else out[keep]
+
+    def series_rule(
+        self,
+        out: pd.DataFrame,
+        codes: np.ndarray,
+        series_mask: np.ndarray,
+        rule: str,
+        count: int,
+        example: str,
+        expectation: Any,
+    ) -> None:
+        """A series rule broken: fail the run, or quarantine every row of those series."""
+        column = self.contract.timestamp
+        kind = expectation.expectation_type
+        if not self.quarantine:
+            self.add(_rule(rule, column, count, example, expectation=kind))
+            return
+        self.add(_rule(rule, column, count, example, action=QUARANTINED, expectation=kind))
+        self.set_aside(out, series_mask[codes], rule, column)
+
+    def finish(self, out: pd.DataFrame) -> pd.DataFrame | None:
+        if not len(out):
+            return self.nothing_left()
+        quarantined = self.n_quarantined
+        if quarantined and quarantined > self.config.max_quarantine_share * len(self.frame):
+            self.note = (
+                f"quarantine policy: {quarantined} of {len(self.frame)} rows "
+                f"({quarantined / len(self.frame):.1%}) broke rules, more than "
+                f"max_quarantine_share={self.config.max_quarantine_share:g}; nothing was "
+                "quarantined"
+            )
+            for result in self.results:
+                if result.action == QUARANTINED:
+                    result.action, result.success = FAILED, False
+            return None
+        target = self.contract.target
+        if out[target].isna().any():  # tolerated missing targets: previous value, else next
+            if self.contract.series_id is None:
+                filled = out[target].ffill().bfill()
+            else:
+                grouped = out.groupby(self.contract.series_id, sort=False)[target]
+                filled = grouped.ffill()
+                filled = filled.groupby(out[self.contract.series_id], sort=False).bfill()
+            out[target] = filled
+        return out.reset_index(drop=True)
+
+    def nothing_left(self) -> None:
+        self.note = "quarantine would leave no rows; nothing was quarantined"
+        for result in self.results:
+            if result.action == QUARANTINED:
+                result.action, result.success = FAILED, False
+        return None
+
+
+def _row_checks(contract: DataContract, config: ValidationConfig) -> list[_Check]:
+    """The row suite built from the contract and the configuration, in report order."""
+    import great_expectations.expectations as gxe
+    from great_expectations.expectations.expectation import FailureSeverity
+
+    stamp, target = contract.timestamp, contract.target
+    key = [c for c in (contract.series_id, stamp) if c]
+    numbers = (target, *contract.numeric)
+    max_chars = config.max_text_chars
+
+    def nulls(column: str) -> Callable[[pd.DataFrame], np.ndarray]:
+        return lambda f: f[column].isna().to_numpy()
+
+    def infinite(column: str) -> Callable[[pd.DataFrame], np.ndarray]:
+        return lambda f: np.abs(f[column].to_numpy()) > FINITE_BOUND
+
+    def too_long(column: str) -> Callable[[pd.DataFrame], np.ndarray]:
+        return lambda f: (f[column].str.len() > max_chars).to_numpy(dtype=bool, na_value=False)
+
+    checks = [
+        _Check("columns_present", c, gxe.ExpectColumnToExist(column=c), "table")
+        for c in contract.all_columns
+    ]
+    checks += [
+        _Check(
+            "column_type", c, gxe.ExpectColumnValuesToBeInTypeList(column=c, type_list=[t]), "table"
+        )
+        for c, t in [*((c, "float64") for c in numbers), (stamp, "datetime64[ns]")]
+    ]
+    checks += [
+        _Check("not_null", c, gxe.ExpectColumnValuesToNotBeNull(column=c), mask=nulls(c))
+        for c in key
+    ]
+    tolerated = 1.0 - config.max_missing_target_share
+    checks.append(
+        _Check(
+            "not_null",
+            target,
+            gxe.ExpectColumnValuesToNotBeNull(column=target, mostly=tolerated),
+            "target_nulls",
+            nulls(target),
+        )
+    )
+    checks += [  # fails on +/-inf; nulls are skipped
+        _Check(
+            "finite",
+            c,
+            gxe.ExpectColumnValuesToBeBetween(
+                column=c, min_value=-FINITE_BOUND, max_value=FINITE_BOUND
+            ),
+            mask=infinite(c),
+            value=c,
+        )
+        for c in numbers
+    ]
+    unique = (
+        gxe.ExpectCompoundColumnsToBeUnique(column_list=key)
+        if len(key) > 1
+        else gxe.ExpectColumnValuesToBeUnique(column=stamp)
+    )
+    checks.append(
+        _Check(
+            "unique_series_timestamp",
+            ", ".join(key),
+            unique,
+            mask=lambda f: f.duplicated(key, keep=False).to_numpy(),
+        )
+    )
+    if not config.allow_future_timestamps:
+        now = config.current_time()
+        checks.append(
+            _Check(
+                "not_in_future",
+                stamp,
+                gxe.ExpectColumnValuesToBeBetween(column=stamp, max_value=now.to_pydatetime()),
+                mask=lambda f: (f[stamp] > now).to_numpy(),
+                value=stamp,
+            )
+        )
+    checks += [
+        _Check(
+            "categorical_cardinality",
+            c,
+            gxe.ExpectColumnUniqueValueCountToBeBetween(
+                column=c, max_value=config.max_categorical_cardinality
+            ),
+            "table",
+        )
+        for c in contract.categorical
+    ]
+    checks += [  # a warning in the Data Docs: longer text is truncated, not refused
+        _Check(
+            "text_max_length",
+            c,
+            gxe.ExpectColumnValueLengthsToBeBetween(
+                column=c, max_value=max_chars, severity=FailureSeverity.WARNING
+            ),
+            "truncate",
+            too_long(c),
+        )
+        for c in contract.text
+    ]
+    return checks
+
+
+class _GX:
+    """One ephemeral GX context per validation run, with a local Data Docs site."""
+
+    SITE = "local_site"
+
+    def __init__(self, docs_dir: Path | None) -> None:
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        self.gx = gx
+        self.docs_dir = docs_dir
+        # The context must exist before any suite: ExpectationSuite.add_expectation looks up the
+        # active context (DataContextRequiredError otherwise).
+        self.context = gx.get_context(mode="ephemeral")
+        self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        if docs_dir is not None:  # the ephemeral context's own site is in a temporary directory
+            self.context.update_data_docs_site(
+                self.SITE,
+                {
+                    "class_name": "SiteBuilder",
+                    "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                    "store_backend": {
+                        "class_name": "TupleFilesystemStoreBackend",
+                        "base_directory": str(docs_dir),
+                    },
+                },
+            )
+        self.source = self.context.data_sources.add_pandas("fusioncast")
+        self.ran = False
+
+    def validate(self, name: str, frame: pd.DataFrame, expectations: list[Any]) -> list[Any]:
+        """Run ``expectations`` on ``frame`` (stored for Data Docs); results in the given order."""
+        gx = self.gx
+        suite = gx.ExpectationSuite(name=f"fusioncast_{name}")
+        for order, expectation in enumerate(expectations):
+            expectation.meta = {_ORDER_KEY: order}  # GX returns results grouped by column
+            suite.add_expectation(expectation)
+        suite = self.context.suites.add(suite)
+        batch = self.source.add_dataframe_asset(name).add_batch_definition_whole_dataframe(name)
+        definition = self.context.validation_definitions.add(
+            gx.ValidationDefinition(name=f"fusioncast_{name}", data=batch, suite=suite)
+        )
+        validation = definition.run(batch_parameters={"dataframe": frame}, result_format="BASIC")
+        self.ran = True
+        results = sorted(validation.results, key=lambda r: r.expectation_config.meta[_ORDER_KEY])
+        for result in results:
+            if result.exception_info and result.exception_info.get("raised_exception"):
+                config = result.expectation_config
+                raise RuntimeError(
+                    f"great_expectations failed to evaluate {config.type} {config.kwargs}: "
+                    f"{result.exception_info.get('exception_message')}"
+                )
+        return results
+
+    def build_data_docs(self) -> str | None:
+        if self.docs_dir is None or not self.ran:
+            return None
+        self.context.build_data_docs(site_names=[self.SITE])
+        return str(self.docs_dir / "index.html")
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _rule(
+    rule: str,
+    column: str,
+    failing: int,
+    example: object = None,
+    *,
+    action: str | None = None,
+    expectation: str | None = None,
+) -> RuleResult:
     failing = int(failing)
+    action = action or (FAILED if failing else PASSED)
     return RuleResult(
         rule=rule,
         column=column,
         failing_count=failing,
         example=_render(example) if failing else None,
-        success=failing == 0,
+        success=action != FAILED,
+        action=action,
+        expectation=expectation,
     )
 
 
@@ -262,12 +1021,54 @@ def _render(value: object) -> str | None:
         return None
     if isinstance(value, dict):
         text = ", ".join(f"{k}={_render(v)}" for k, v in value.items())
+    elif isinstance(value, bytes):
+        text = repr(value)
     else:
         text = str(value)
     return text if len(text) <= _EXAMPLE_CHARS else text[: _EXAMPLE_CHARS - 3] + "..."
 
 
-def _raise_first(report: ValidationReport) -> None:
+def _render_stamp(value: object) -> str:
+    if isinstance(value, pd.Timestamp) and value == value.normalize():
+        return str(value.date())
+    return str(value)
+
+
+def _row_example(
+    out: pd.DataFrame, mask: np.ndarray, contract: DataContract, value: str | None
+) -> str | None:
+    """``<value> at series_id=..., timestamp=...`` for the first offending row."""
+    hits = np.flatnonzero(mask)
+    if not len(hits):
+        return None
+    row = out.iloc[hits[0]]
+    where = []
+    if contract.series_id is not None:
+        where.append(f"{contract.series_id}={row[contract.series_id]}")
+    if value != contract.timestamp:
+        where.append(f"{contract.timestamp}={_render_stamp(row[contract.timestamp])}")
+    location = ", ".join(where)
+    if value is None:
+        return location
+    shown = _render_stamp(row[value]) if value == contract.timestamp else str(row[value])
+    return f"{shown} at {location}" if location else shown
+
+
+def _gap_example(summary: pd.DataFrame, series_mask: np.ndarray) -> str:
+    row = summary[series_mask].iloc[0]
+    return (
+        f"series {row['series']}: {int(row['missing_steps'])} of "
+        f"{int(row['missing_steps'] + row['steps'])} steps missing "
+        f"(first after {_render_stamp(row['first_gap_after'])})"
+    )
+
+
+def _short_example(summary: pd.DataFrame, series_mask: np.ndarray) -> str:
+    row = summary[series_mask].iloc[0]
+    return f"{row['series']} ({int(row['usable_steps'])} steps)"
+
+
+def _raise_first(report: ValidationReport, note: str = "") -> None:
     failures = report.failures
     first = failures[0]
     others = failures[1:]
@@ -277,6 +1078,8 @@ def _raise_first(report: ValidationReport) -> None:
         if others
         else "no other rule failed"
     )
+    if note:
+        detail = f"{note}; {detail}"
     if report.report_path:
         detail += f"; report: {report.report_path}"
     raise DataValidationError(
@@ -284,27 +1087,88 @@ def _raise_first(report: ValidationReport) -> None:
     )
 
 
+def _write_report(report: ValidationReport, report_dir: Path) -> None:
+    path = report_dir / REPORT_FILE
+    report.report_path = str(path)
+    write_json(path, report.to_json())
+
+
+def _write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
+    """Write under a hidden temporary name in the same directory, then rename into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # raw values of mixed types: keep them as text
+        frame = frame.copy()
+        for column in frame.columns[[ptypes.is_object_dtype(t) for t in frame.dtypes]]:
+            frame[column] = frame[column].map(lambda v: None if _is_missing(v) else str(v))
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _is_missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NaT
+
+
+def _parquet_files(source: str | Path) -> list[Path]:
+    path = Path(str(source))
+    if "://" in str(source) or not path.exists():
+        return []
+    if path.is_file():
+        return [path]
+    return sorted(
+        p
+        for p in path.rglob("*")
+        if p.is_file()
+        and not any(part.startswith((".", "_")) for part in p.relative_to(path).parts)
+    )
+
+
+def _or_none(mask: np.ndarray | None, n: int) -> np.ndarray:
+    return np.zeros(n, dtype=bool) if mask is None else mask
+
+
 def _first_offender(values: pd.Series, bad: np.ndarray | pd.Series) -> object:
     return values[np.asarray(bad, dtype=bool)].iloc[0]
 
 
-def _parse_timestamps(values: pd.Series, column: str) -> tuple[pd.Series | None, RuleResult]:
-    """Timestamps as tz-naive ``datetime64[ns]``; values that are present but do not parse fail."""
+def _mixed_kinds(values: pd.Series) -> tuple[int, object]:
+    """(count, example) of the values of the rarer kind in a column that mixes numbers and text."""
+    if not ptypes.is_object_dtype(values):
+        return 0, None
+    kind = ptypes.infer_dtype(values, skipna=True)
+    if kind not in ("mixed", "mixed-integer"):
+        return 0, None
+    is_text = values.map(lambda v: isinstance(v, str | bytes)).to_numpy(dtype=bool)  # failure path
+    present = values.notna().to_numpy()
+    text, other = present & is_text, present & ~is_text
+    rarer = text if text.sum() <= other.sum() else other
+    return int(rarer.sum()), _first_offender(values, rarer)
+
+
+def _parse_timestamps(
+    values: pd.Series,
+) -> tuple[pd.Series | None, np.ndarray | None, object]:
+    """(parsed, bad, example): tz-naive ``datetime64[ns]`` and the present values that do not parse.
+
+    Numbers (epochs or years are ambiguous) are a type error: ``parsed`` is None.
+    """
     if ptypes.is_numeric_dtype(values) and not ptypes.is_bool_dtype(values):
-        present = int(values.notna().sum())
-        if present:  # epoch numbers or years are ambiguous: refuse rather than guess a unit
-            return None, _rule("timestamp_parses", column, present, values.dropna().iloc[0])
-    try:
-        parsed = _to_datetime(values)
+        present = values.notna().to_numpy()
+        if present.any():
+            return None, present, values.dropna().iloc[0]
+    parsed = _to_datetime(values)
+    bad = parsed.isna() & values.notna()
+    if bad.any():  # a second, slower pass for formats other than the first value's
+        parsed[bad] = _to_datetime(values[bad], format="mixed")
         bad = parsed.isna() & values.notna()
-        if bad.any():  # a second, slower pass for formats other than the first value's
-            parsed[bad] = _to_datetime(values[bad], format="mixed")
-            bad = parsed.isna() & values.notna()
-    except (OverflowError, ValueError) as error:  # e.g. out of the nanosecond range (1677..2262)
-        return None, _rule("timestamp_parses", column, 1, str(error))
-    if bad.any():
-        return None, _rule("timestamp_parses", column, int(bad.sum()), _first_offender(values, bad))
-    return parsed, _rule("timestamp_parses", column, 0)
+    example = _first_offender(values, bad) if bad.any() else None
+    return parsed, bad.to_numpy(), example
 
 
 def _to_datetime(values: pd.Series, **kwargs: Any) -> pd.Series:
@@ -316,6 +1180,8 @@ def _to_datetime(values: pd.Series, **kwargs: Any) -> pd.Series:
     if ptypes.is_datetime64_any_dtype(values):
         parsed = values
     else:
+        if "format" not in kwargs:  # pandas guesses from the first value only, which may be bad
+            kwargs["format"] = _guess_format(values)
         try:
             parsed = pd.to_datetime(values, errors="coerce", **kwargs)
         except (ValueError, TypeError):  # mixed UTC offsets: convert to UTC
@@ -327,117 +1193,144 @@ def _to_datetime(values: pd.Series, **kwargs: Any) -> pd.Series:
     return parsed.astype("datetime64[ns]")
 
 
-def _to_float(values: pd.Series, column: str) -> tuple[pd.Series | None, RuleResult]:
-    """A numeric column as float64; strings that do not parse as numbers fail."""
+def _guess_format(values: pd.Series, tries: int = 20) -> str | None:
+    """The strftime format of the first of the leading string values that has one."""
+    from pandas.tseries.api import guess_datetime_format
+
+    for value in values.dropna().iloc[:tries]:
+        if isinstance(value, str) and (found := guess_datetime_format(value)):
+            return found
+    return None
+
+
+def _to_float(values: pd.Series) -> tuple[pd.Series | None, int, object]:
+    """(values as float64, 0, None), or (None, count, example) when values are not numbers."""
+    if ptypes.is_datetime64_any_dtype(values) or ptypes.is_timedelta64_dtype(values):
+        present = values.notna()
+        return None, int(present.sum()), values[present].iloc[0] if present.any() else None
     if ptypes.is_numeric_dtype(values):
         converted = values
-    elif ptypes.is_datetime64_any_dtype(values) or ptypes.is_timedelta64_dtype(values):
-        present = int(values.notna().sum())
-        return None, _rule("numeric_type", column, present, values.dropna().iloc[0])
     else:
         converted = pd.to_numeric(values.astype(object), errors="coerce")
         bad = converted.isna() & values.notna()
         if bad.any():
-            return None, _rule("numeric_type", column, int(bad.sum()), _first_offender(values, bad))
+            return None, int(bad.sum()), _first_offender(values, bad)
     as_float = pd.Series(
         np.asarray(converted.to_numpy(dtype="float64", na_value=np.nan)),
         index=values.index,
         name=values.name,
     )
-    return as_float, _rule("numeric_type", column, 0)
+    return as_float, 0, None
 
 
-def _to_text(values: pd.Series, column: str) -> tuple[pd.Series | None, RuleResult]:
-    """A text column as pandas ``str`` dtype; present values that are not strings fail."""
+def _holds_bytes(values: pd.Series) -> bool:
+    return ptypes.is_object_dtype(values) and ptypes.infer_dtype(values, skipna=True) == "bytes"
+
+
+def _decode_utf8(values: pd.Series) -> tuple[pd.Series, np.ndarray, object]:
+    """Binary text as ``str``; invalid UTF-8 sequences are flagged (and replaced by U+FFFD)."""
+    array = pa.array(values.to_numpy(dtype=object), type=pa.binary(), from_pandas=True)
+    try:
+        decoded = array.cast(pa.string()).to_numpy(zero_copy_only=False)
+        bad = np.zeros(len(values), dtype=bool)
+        example = None
+    except pa.ArrowInvalid:  # failure path: find the offending values one by one
+        bad = values.map(lambda v: isinstance(v, bytes) and not _is_utf8(v)).to_numpy(dtype=bool)
+        decoded = values.map(
+            lambda v: v.decode("utf-8", errors="replace") if isinstance(v, bytes) else None
+        ).to_numpy(dtype=object)
+        example = _first_offender(values, bad)
+    return pd.Series(decoded, index=values.index, name=values.name).astype("str"), bad, example
+
+
+def _is_utf8(value: bytes) -> bool:
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _to_text(values: pd.Series) -> tuple[pd.Series | None, int, object]:
+    """(values as pandas ``str``, 0, None), or (None, count, example) for non-string values."""
     if isinstance(values.dtype, pd.CategoricalDtype):
         values = values.astype(object)
     if isinstance(values.dtype, pd.StringDtype):
-        return values, _rule("text_type", column, 0)
-    kind = pd.api.types.infer_dtype(values, skipna=True)
+        return values, 0, None
+    kind = ptypes.infer_dtype(values, skipna=True)
     if kind not in ("string", "empty") and values.notna().any():
         is_text = values.map(lambda v: isinstance(v, str)).astype(bool)  # failure path only
         bad = values.notna() & ~is_text
-        return None, _rule("text_type", column, int(bad.sum()), _first_offender(values, bad))
-    return values.astype("str"), _rule("text_type", column, 0)
+        return None, int(bad.sum()), _first_offender(values, bad)
+    return values.astype("str"), 0, None
 
 
-def _sorted(frame: pd.DataFrame, contract: DataContract) -> pd.DataFrame:
-    timestamps = frame[contract.timestamp].to_numpy()
+def _sort(out: pd.DataFrame, contract: DataContract) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Rows sorted by (series, timestamp), the series code of each row and the series ids."""
+    timestamps = out[contract.timestamp].to_numpy()
     if contract.series_id is None:
+        codes = np.zeros(len(out), dtype=np.int64)
+        names = np.array([SINGLE_SERIES_ID], dtype=object)
         order = np.argsort(timestamps, kind="stable")
     else:
-        codes, _ = pd.factorize(frame[contract.series_id], sort=True)
+        codes, uniques = pd.factorize(out[contract.series_id], sort=True)
+        names = np.asarray(uniques, dtype=object)
         order = np.lexsort((timestamps, codes))
-    if np.array_equal(order, np.arange(len(frame))):
-        return frame.reset_index(drop=True)
-    return frame.take(order).reset_index(drop=True)
+    if np.array_equal(order, np.arange(len(out))):
+        return out, codes, names
+    return out.take(order), codes[order], names
 
 
-def _run_suite(frame: pd.DataFrame, contract: DataContract) -> list[RuleResult]:
-    """Build the expectation suite from the contract, run it on ``frame``, one result per rule."""
-    import great_expectations as gx
-    import great_expectations.expectations as gxe
-    from great_expectations.data_context.types.base import ProgressBarsConfig
+def _series_summary(
+    out: pd.DataFrame, codes: np.ndarray, names: np.ndarray, freq: str, contract: DataContract
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """One row per series (steps, missing steps, gap share, off-grid steps) and the off-grid rows.
 
-    # The context must exist before the suite: ExpectationSuite.add_expectation looks up the
-    # active context (DataContextRequiredError otherwise). One fresh context per run.
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
-
-    expectations: list[Any] = [gxe.ExpectColumnToExist(column=c) for c in contract.all_columns]
-    if contract.series_id is not None:
-        expectations.append(gxe.ExpectColumnValuesToNotBeNull(column=contract.series_id))
-    expectations.append(gxe.ExpectColumnValuesToNotBeNull(column=contract.timestamp))
-    expectations.append(gxe.ExpectColumnValuesToNotBeNull(column=contract.target))
-    if contract.series_id is not None:
-        key = [contract.series_id, contract.timestamp]
-        expectations.append(gxe.ExpectCompoundColumnsToBeUnique(column_list=key))
+    ``out`` is sorted by (series, timestamp) with unique timestamps per series. A step is on the
+    grid of a fixed frequency (``D``, ``h``, ...) when it is a whole number of steps after the
+    series' first timestamp; for calendar frequencies (``W-MON``, ``MS``, ``B``, ...) when it
+    is on the offset.
+    """
+    stamps = out[contract.timestamp].to_numpy().astype("datetime64[ns]").view(np.int64)
+    n = len(stamps)
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+    counts = np.diff(np.r_[starts, n])
+    offset = pd.tseries.frequencies.to_offset(freq)
+    if isinstance(offset, pd.offsets.Tick | pd.offsets.Day):
+        step = pd.Timedelta(offset).value
+        relative = stamps - np.repeat(stamps[starts], counts)
+        off_grid = relative % step != 0
+        index = relative // step
     else:
-        expectations.append(gxe.ExpectColumnValuesToBeUnique(column=contract.timestamp))
-    for column in (contract.target, *contract.numeric):  # fails on +/-inf; nulls are skipped
-        expectations.append(
-            gxe.ExpectColumnValuesToBeBetween(
-                column=column, min_value=-FINITE_BOUND, max_value=FINITE_BOUND
-            )
-        )
-    suite = gx.ExpectationSuite(name="fusioncast_contract")
-    for order, expectation in enumerate(expectations):
-        expectation.meta = {_ORDER_KEY: order}  # GX returns results grouped by column, not in order
-        suite.add_expectation(expectation)
-
-    batch = (
-        context.data_sources.add_pandas("fusioncast")
-        .add_dataframe_asset("input")
-        .add_batch_definition_whole_dataframe("whole")
-        .get_batch(batch_parameters={"dataframe": frame})
+        low = offset.rollback(pd.Timestamp(stamps.min()))
+        grid = pd.date_range(low, pd.Timestamp(stamps.max()), freq=offset).asi8
+        position = np.clip(np.searchsorted(grid, stamps), 0, len(grid) - 1)
+        off_grid = grid[position] != stamps
+        index = position.astype(np.int64)
+    ends = starts + counts - 1
+    on_grid = np.add.reduceat((~off_grid).astype(np.int64), starts) if n else np.array([])
+    span = index[ends] - index[starts] + 1
+    missing = np.maximum(span - on_grid, 0)
+    # the first step after which one is missing, per series (for the example)
+    jump = np.r_[np.diff(index) > 1, False]
+    jump[ends] = False
+    first_jump = np.full(len(starts), -1, dtype=np.int64)
+    hits = np.flatnonzero(jump)
+    if len(hits):
+        series_of_hit = np.repeat(np.arange(len(starts)), counts)[hits]
+        unique_series, first_hit = np.unique(series_of_hit, return_index=True)
+        first_jump[unique_series] = hits[first_hit]
+    after = out[contract.timestamp].to_numpy()[np.where(first_jump >= 0, first_jump, starts)]
+    observed = np.add.reduceat(out[contract.target].notna().to_numpy().astype(np.int64), starts)
+    summary = pd.DataFrame(
+        {
+            "series": names[codes[starts]].astype(str),
+            "steps": counts,
+            "usable_steps": np.where(observed > 0, counts, 0),  # no target at all: unusable
+            "missing_steps": missing,
+            "gap_share": missing / np.maximum(span, 1),
+            "off_frequency_steps": counts - on_grid,
+            "first_gap_after": after,
+        }
     )
-    validation = batch.validate(suite, result_format="BASIC")
-
-    rows: list[tuple[int, RuleResult]] = []
-    for result in validation.results:
-        config = result.expectation_config
-        if result.exception_info and result.exception_info.get("raised_exception"):
-            raise RuntimeError(
-                f"great_expectations failed to evaluate {config.type} {config.kwargs}: "
-                f"{result.exception_info.get('exception_message')}"
-            )
-        kwargs = config.kwargs
-        column = kwargs.get("column") or ", ".join(kwargs.get("column_list", []))
-        details = result.result or {}
-        failing = details.get("unexpected_count", 0 if result.success else 1)
-        if not result.success and not failing:
-            failing = 1
-        partial = details.get("partial_unexpected_list") or []
-        rows.append(
-            (
-                config.meta[_ORDER_KEY],
-                RuleResult(
-                    rule=config.type,
-                    column=column,
-                    failing_count=int(failing) if not result.success else 0,
-                    example=None if result.success or not partial else _render(partial[0]),
-                    success=bool(result.success),
-                ),
-            )
-        )
-    return [row for _, row in sorted(rows, key=lambda pair: pair[0])]
+    return summary, off_grid

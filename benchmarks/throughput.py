@@ -1,0 +1,109 @@
+"""Training throughput: the project's window sampler against the same model fed pre-built arrays.
+
+Shapes (issue: lookback 96, 8 numeric features, 64 text tokens, vocabulary 20,000, batch 256).
+Both feeds train the same compiled model on the same windows, alternating epoch by epoch in one
+process, so machine noise hits both alike; the first epoch of each (tracing) is not counted.
+
+    python benchmarks/throughput.py [--rounds 15] [--batches 10] [--batch-size 256]
+
+Prints windows/s per round, the medians, and the ratio sampler / in-memory (median of per-round
+ratios). Set KERAS_BACKEND=jax to measure on JAX (e.g. on a GPU host).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from _synthetic import synthetic_arrays  # noqa: E402
+
+from fusioncast.config import ModelConfig  # noqa: E402
+from fusioncast.model import ModelSpec, build_model, compile_model  # noqa: E402
+from fusioncast.split import TRAIN  # noqa: E402
+from fusioncast.windows import (  # noqa: E402
+    WindowSampler,
+    gather_inputs,
+    gather_targets,
+    window_origins,
+)
+
+LOOKBACK, HORIZON, FEATURES, TOKENS, VOCABULARY = 96, 24, 8, 64, 20_000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--batches", type=int, default=10, help="batches per epoch")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--series", type=int, default=40)
+    parser.add_argument("--steps", type=int, default=2000)
+    args = parser.parse_args()
+
+    arrays = synthetic_arrays(args.series, args.steps, FEATURES, vocabulary=VOCABULARY)
+    config = ModelConfig(lookback=LOOKBACK, horizon=HORIZON, max_text_tokens=TOKENS, loss="mse")
+    spec = ModelSpec(config, n_numeric=FEATURES, text_vocabulary_sizes=[VOCABULARY])
+    rng = np.random.default_rng(0)
+    origins = window_origins(arrays, LOOKBACK, HORIZON, TRAIN)
+    origins = rng.choice(origins, args.batches * args.batch_size, replace=False)
+
+    prebuilt_x = gather_inputs(arrays, origins, LOOKBACK, TOKENS)
+    prebuilt_y = gather_targets(arrays, origins, HORIZON)
+    sampler = WindowSampler(
+        arrays,
+        origins,
+        lookback=LOOKBACK,
+        horizon=HORIZON,
+        max_text_tokens=TOKENS,
+        batch_size=args.batch_size,
+        shuffle=True,
+    )
+    keras.utils.set_random_seed(0)
+    model = compile_model(build_model(spec), config, 1e-3)
+
+    def epoch_with(feed: str) -> float:
+        start = time.perf_counter()
+        if feed == "sampler":
+            model.fit(sampler, epochs=1, verbose=0)
+        else:
+            model.fit(
+                prebuilt_x,
+                prebuilt_y,
+                batch_size=args.batch_size,
+                epochs=1,
+                shuffle=True,
+                verbose=0,
+            )
+        return len(origins) / (time.perf_counter() - start)
+
+    epoch_with("sampler"), epoch_with("arrays")  # tracing and warm-up, not counted
+    rates: dict[str, list[float]] = {"sampler": [], "arrays": []}
+    for round_ in range(args.rounds):
+        order = ("sampler", "arrays") if round_ % 2 == 0 else ("arrays", "sampler")
+        for feed in order:
+            rates[feed].append(epoch_with(feed))
+        print(
+            f"round {round_ + 1}: sampler {rates['sampler'][-1]:8.0f} windows/s, "
+            f"in-memory arrays {rates['arrays'][-1]:8.0f} windows/s",
+            flush=True,
+        )
+    ratios = [s / a for s, a in zip(rates["sampler"], rates["arrays"], strict=True)]
+    print(
+        f"backend {keras.backend.backend()}, batch {args.batch_size}, "
+        f"{len(origins)} windows per epoch, {args.rounds} rounds"
+    )
+    print(f"median sampler:          {statistics.median(rates['sampler']):8.0f} windows/s")
+    print(f"median in-memory arrays: {statistics.median(rates['arrays']):8.0f} windows/s")
+    print(f"sampler / in-memory (median of per-round ratios): {statistics.median(ratios):.3f}")
+
+
+if __name__ == "__main__":
+    main()
