@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -498,3 +499,11 @@ def test_irregular_timestamps_without_a_declared_frequency():
     error = raises(frame)
     assert (error.rule, error.column, error.count) == ("regular_frequency", "timestamp", 2)
     assert "declare contract.freq" in str(error)
+
+
+def test_data_docs_work_with_a_relative_report_dir(tmp_path, monkeypatch):
+    # `make run` passes a relative workdir; GX needs an absolute Data Docs directory.
+    monkeypatch.chdir(tmp_path)
+    _, report = validate_frame(make_frame(), CONTRACT, report_dir=Path("reports") / "run")
+    assert (tmp_path / "reports" / "run" / "data_docs" / "index.html").is_file()
+    assert report.success

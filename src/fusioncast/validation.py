@@ -951,7 +951,7 @@ class _GX:
                     "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
                     "store_backend": {
                         "class_name": "TupleFilesystemStoreBackend",
-                        "base_directory": str(docs_dir),
+                        "base_directory": str(Path(docs_dir).resolve()),
                     },
                 },
             )
