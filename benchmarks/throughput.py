@@ -4,7 +4,7 @@ Shapes (issue: lookback 96, 8 numeric features, 64 text tokens, vocabulary 20,00
 Both feeds train the same compiled model on the same windows, alternating epoch by epoch in one
 process, so machine noise hits both alike; the first epoch of each (tracing) is not counted.
 
-    python benchmarks/throughput.py [--rounds 15] [--batches 10] [--batch-size 256]
+    python benchmarks/throughput.py [--rounds 15] [--batches 10] [--batch-size 256] [--workers 1]
 
 Prints windows/s per round, the medians, and the ratio sampler / in-memory (median of per-round
 ratios). Set KERAS_BACKEND=jax to measure on JAX (e.g. on a GPU host).
@@ -46,6 +46,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--series", type=int, default=40)
     parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument(
+        "--workers", type=int, default=1, help="threads gathering the sampler's batches"
+    )
     args = parser.parse_args()
 
     arrays = synthetic_arrays(args.series, args.steps, FEATURES, vocabulary=VOCABULARY)
@@ -65,6 +68,7 @@ def main() -> None:
         max_text_tokens=TOKENS,
         batch_size=args.batch_size,
         shuffle=True,
+        workers=args.workers,
     )
     keras.utils.set_random_seed(0)
     model = compile_model(build_model(spec), config, 1e-3)
@@ -97,7 +101,7 @@ def main() -> None:
         )
     ratios = [s / a for s, a in zip(rates["sampler"], rates["arrays"], strict=True)]
     print(
-        f"backend {keras.backend.backend()}, batch {args.batch_size}, "
+        f"backend {keras.backend.backend()}, batch {args.batch_size}, workers {args.workers}, "
         f"{len(origins)} windows per epoch, {args.rounds} rounds"
     )
     print(f"median sampler:          {statistics.median(rates['sampler']):8.0f} windows/s")

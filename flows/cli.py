@@ -1,4 +1,4 @@
-"""Command line: ``fusioncast demo | retrain | forecast | quickstart``.
+"""Command line: ``fusioncast demo | retrain | forecast | quickstart | backtest | models``.
 
 Errors a user can cause (bad data, bad parameters, missing model) print one clear line and exit
 with status 2; they never show a traceback.
@@ -36,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
         ("retrain", "train, evaluate, register and publish forecasts"),
         ("forecast", "forecast with the registered champion (no training)"),
         ("quickstart", "write the demo dataset, then retrain on it"),
+        ("backtest", "replay past forecast origins (rolling-origin evaluation), concurrently"),
     ):
         command = commands.add_parser(name, help=help_text)
         command.add_argument("--data", default="data/demo", help="input Parquet file or directory")
@@ -45,12 +46,63 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--params", type=Path, help="JSON file of the flow's parameters")
         if name != "forecast":
             command.add_argument("--epochs", type=int, help="override training.epochs")
+        if name == "backtest":
+            command.add_argument("--folds", type=int, help="override backtest.n_folds")
         else:
             command.add_argument("--model-version", help="registry version (default: champion)")
+    models = commands.add_parser("models", help="list, promote or roll back registry versions")
+    actions = models.add_subparsers(dest="action", required=True)
+    for action, help_text in (
+        ("list", "every version with its test MSE; * marks the champion"),
+        ("promote", "make a version the champion (bypasses the promotion gate)"),
+        ("rollback", "make the previous champion the champion again"),
+    ):
+        sub = actions.add_parser(action, help=help_text)
+        sub.add_argument(
+            "--workdir", default="fusioncast-output", help="models, forecasts, reports"
+        )
+        if action == "promote":
+            sub.add_argument("version", help="registry version to promote")
+        if action != "list":
+            sub.add_argument("--reason", default=f"manual {action}", help="recorded with it")
     return parser
 
 
-def _retrain_parameters(args: argparse.Namespace):
+def _models(args: argparse.Namespace) -> dict[str, str]:
+    """The registry commands: they read and swap the champion pointer only (no Prefect run)."""
+    from fusioncast.parameters import Workspace
+    from fusioncast.registry import ModelRegistry
+
+    registry = ModelRegistry(Workspace(root=args.workdir).models)
+    if args.action == "list":
+        table = registry.describe()
+        if table.empty:
+            print(f"no model versions in {registry.root}")
+            return {}
+        for row in table.itertuples():
+            mark = "*" if row.champion else " "
+            print(
+                f"{mark} {row.model_version}  created {row.created_at[:19]}  "
+                f"data {row.data_fingerprint}  test MSE {_number(row.test_mse)}  "
+                f"last value {_number(row.last_value_mse)}"
+            )
+        return {"champion": registry.champion() or ""}
+    with registry.lock():
+        if args.action == "promote":
+            registry.verify(args.version)
+            registry.promote(args.version, reason=args.reason)
+            version = args.version
+        else:
+            version = registry.rollback(reason=args.reason)
+    print(f"champion: {version}")
+    return {"champion": version}
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None or value != value else f"{value:.4f}"
+
+
+def _retrain_parameters(args: argparse.Namespace, kind=None):
     from fusioncast.parameters import RetrainParameters
 
     payload = json.loads(args.params.read_text()) if args.params else {}
@@ -58,7 +110,9 @@ def _retrain_parameters(args: argparse.Namespace):
     payload.setdefault("workspace", {"root": args.workdir})
     if args.epochs is not None:
         payload.setdefault("training", {})["epochs"] = args.epochs
-    return RetrainParameters.model_validate(payload)
+    if getattr(args, "folds", None) is not None:
+        payload.setdefault("backtest", {})["n_folds"] = args.folds
+    return (kind or RetrainParameters).model_validate(payload)
 
 
 def _forecast_parameters(args: argparse.Namespace):
@@ -74,6 +128,8 @@ def _forecast_parameters(args: argparse.Namespace):
 
 def run(argv: list[str] | None = None) -> dict[str, str]:
     args = _parser().parse_args(argv)
+    if args.command == "models":
+        return _models(args)
     if args.command in ("demo", "quickstart"):
         from fusioncast.demo import write_demo_dataset
 
@@ -88,6 +144,13 @@ def run(argv: list[str] | None = None) -> dict[str, str]:
             print(f"demo dataset written to {path}")
             return {"data_path": str(path)}
         print(f"demo dataset written to {write_demo_dataset(args.data)}")
+    if args.command == "backtest":
+        from flows.backtest import backtest
+        from fusioncast.parameters import BacktestParameters
+
+        outcome = backtest(_retrain_parameters(args, BacktestParameters))
+        print(f"backtest metrics written to {outcome['metrics_path']}")
+        return outcome
     if args.command in ("retrain", "quickstart"):
         parameters = _retrain_parameters(args)
         from flows.retrain import retrain
@@ -99,6 +162,8 @@ def run(argv: list[str] | None = None) -> dict[str, str]:
 
         outcome = forecast_flow(parameters)
     print(f"model version: {outcome['model_version']}")
+    if outcome.get("promotion"):
+        print(f"promotion gate: {outcome['promotion']}")
     if outcome.get("forecasts_path"):
         print(f"forecasts written to {outcome['forecasts_path']}")
     return outcome

@@ -1,17 +1,17 @@
 """The retrain flow: validate -> split -> scale -> tokenize -> train -> evaluate -> register ->
-forecast -> publish."""
+promotion gate -> forecast -> publish -> promote."""
 
 from __future__ import annotations
 
 from prefect import flow
 from prefect.runtime import flow_run
 
-from fusioncast.evaluate import summarise
 from fusioncast.parameters import RetrainParameters
+from fusioncast.registry import ModelRegistry
 from tasks.evaluate import evaluate
 from tasks.forecast import forecast, publish
 from tasks.prepare import build_windows, fit_scaling, fit_tokenization, split_data
-from tasks.registry import promote_model, register_model
+from tasks.registry import load_model, promote_model, promotion_gate, register_model
 from tasks.report import summarise_run
 from tasks.train import train
 from tasks.validate import validate_data
@@ -19,7 +19,8 @@ from tasks.validate import validate_data
 
 @flow(name="retrain")
 def retrain(parameters: RetrainParameters | None = None) -> dict[str, str]:
-    """Train a new model on the data, evaluate it, register it and publish its forecasts."""
+    """Train a new model, evaluate it, register it, promote it if it beats the champion, and
+    publish the champion's forecasts."""
     parameters = parameters or RetrainParameters()
     run_id = str(flow_run.id or "local")
     workspace, contract = parameters.workspace, parameters.contract
@@ -41,7 +42,9 @@ def retrain(parameters: RetrainParameters | None = None) -> dict[str, str]:
     result = train(
         arrays, state.spec, training, workspace.checkpoints(f"retrain-{data_fingerprint[:16]}")
     )
-    metrics = evaluate(result.model, arrays, model_config, report.freq)
+    evaluation = evaluate(
+        result.model, arrays, model_config, scaler, report.freq, workspace.reports(run_id)
+    )
     version = register_model(
         workspace.models,
         result.model,
@@ -49,15 +52,32 @@ def retrain(parameters: RetrainParameters | None = None) -> dict[str, str]:
         parameters.model_dump(mode="json"),
         data_fingerprint,
         {**result.to_json(), "split": boundaries.to_json()},
-        metrics,
+        evaluation.metrics,
     )
     outcome = {"run_id": run_id, "model_version": version, "forecasts_path": ""}
-    if parameters.publish_forecasts:
-        forecasts = forecast(result.model, frame, state, report.freq, version, run_id)
-        outcome["forecasts_path"] = str(publish(forecasts, workspace.forecasts, run_id))
-    # Promoted last: a run that fails before this point leaves the champion as it was.
-    promote_model(workspace.models, version, "newest trained model")
-    summary = summarise(metrics).set_index("model")["mse"].round(4).to_dict()
+    # One decision at a time per registry: concurrent runs compare against each other's result.
+    with ModelRegistry(workspace.models).lock():
+        decision = promotion_gate(workspace.models, evaluation, scaler, frame, parameters.promotion)
+        outcome.update(promoted=str(decision.promote), promotion=decision.reason)
+        # Forecasts come from the champion after the gate; without one there is nothing to publish.
+        if parameters.publish_forecasts and (decision.promote or decision.champion):
+            if decision.promote:
+                model, published_state, published_version = result.model, state, version
+            else:
+                champion = load_model(workspace.models, decision.champion)
+                model, published_state, published_version = (
+                    champion.model,
+                    champion.state,
+                    champion.version,
+                )
+            forecasts = forecast(
+                model, frame, published_state, report.freq, published_version, run_id
+            )
+            outcome["forecasts_path"] = str(publish(forecasts, workspace.forecasts, run_id))
+        # Promoted last: a run that fails before this point leaves the champion as it was.
+        if decision.promote:
+            promote_model(workspace.models, version, decision.reason)
+    summary = evaluation.summary().set_index("model")["mse"].round(4).to_dict()
     summarise_run(
         "retrain",
         {
@@ -66,7 +86,11 @@ def retrain(parameters: RetrainParameters | None = None) -> dict[str, str]:
             "excluded short series": len(report.excluded_series),
             "validation report (GX Data Docs)": report.data_docs_path or "not built",
             "model version": version,
+            "promoted": "yes" if decision.promote else "no",
+            "why": decision.reason,
+            "champion now": version if decision.promote else (decision.champion or "none"),
             "test MSE (scaled)": summary,
+            "evaluation report": str(workspace.reports(run_id)),
             "forecasts": outcome["forecasts_path"] or "not published",
         },
     )

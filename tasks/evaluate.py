@@ -1,26 +1,47 @@
-"""Task: evaluate the trained model on the test split against baselines."""
+"""Task: evaluate the trained model on the test split against its ablations and the baselines."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
-import pandas as pd
 from prefect import task
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from fusioncast.config import ModelConfig
-from fusioncast.evaluate import evaluate_model, season_length, summarise
+from fusioncast.evaluate import Evaluation, evaluate_model, season_length
+from fusioncast.report import write_report
+from fusioncast.scaling import SeriesScaler
 from fusioncast.windows import SeriesArrays
 
 
 @task(name="evaluate")
 def evaluate(
-    model: keras.Model, arrays: SeriesArrays, config: ModelConfig, freq: str
-) -> pd.DataFrame:
-    metrics = evaluate_model(model, arrays, config, season=season_length(freq))
-    summary = summarise(metrics)
+    model: keras.Model,
+    arrays: SeriesArrays,
+    config: ModelConfig,
+    scaler: SeriesScaler,
+    freq: str,
+    report_dir: Path,
+) -> Evaluation:
+    """Metrics per series and horizon step, written with plots under ``report_dir``.
+
+    Artifacts: ``test-metrics`` (one row per model, ablation and baseline) and
+    ``evaluation-report`` (where the metrics file and the plots are).
+    """
+    evaluation = evaluate_model(model, arrays, config, scaler, season=season_length(freq))
+    paths = write_report(evaluation, report_dir)
+    summary = evaluation.summary()
     create_table_artifact(
         table=summary.round(5).to_dict(orient="records"),
         key="test-metrics",
-        description="Test-split MSE/MAE on the per-series scaled target: model vs baselines",
+        description=(
+            "Test split, every window (stride 1): MSE/MAE/pinball on the z-scored target, "
+            "MASE and sMAPE (%) on the original scale, interval coverage; the model, the same "
+            "model with its text removed or shuffled, and the baselines"
+        ),
     )
-    return metrics
+    lines = ["# Evaluation report", "", "| file | path |", "|---|---|"]
+    lines += [f"| {name} | `{path}` |" for name, path in paths.items()]
+    create_markdown_artifact(markdown="\n".join(lines), key="evaluation-report")
+    return evaluation

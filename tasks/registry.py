@@ -7,9 +7,12 @@ from typing import Any
 
 import keras
 import pandas as pd
-from prefect import task
+from prefect import get_run_logger, task
 
+from fusioncast.evaluate import Evaluation
+from fusioncast.promotion import GateDecision, PromotionConfig, decide
 from fusioncast.registry import LoadedModel, ModelRegistry
+from fusioncast.scaling import SeriesScaler
 from fusioncast.state import ForecastingState
 
 
@@ -33,6 +36,23 @@ def register_model(
         metrics=metrics,
     )
     return version
+
+
+@task(name="promotion-gate")
+def promotion_gate(
+    registry_root: Path,
+    candidate: Evaluation,
+    scaler: SeriesScaler,
+    frame: pd.DataFrame,
+    config: PromotionConfig,
+) -> GateDecision:
+    """Whether the candidate beats the champion and the last value on the same test windows."""
+    registry = ModelRegistry(registry_root)
+    champion = registry.champion()
+    loaded = registry.load(champion) if champion else None
+    decision = decide(candidate, scaler, frame, loaded, config)
+    get_run_logger().info("promotion gate: %s", decision.reason)
+    return decision
 
 
 @task(name="promote")

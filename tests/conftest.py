@@ -41,6 +41,21 @@ def small_model_config() -> ModelConfig:
     )
 
 
+@pytest.fixture(scope="session")
+def tiny_model_settings() -> dict[str, int]:
+    """The smallest model settings a flow run takes (as JSON parameters): seconds to train."""
+    return {
+        "lookback": 14,
+        "horizon": 7,
+        "numeric_units": 8,
+        "text_units": 8,
+        "text_embedding_dim": 8,
+        "hidden_units": 16,
+        "max_text_tokens": 16,
+        "min_token_count": 1,
+    }
+
+
 @pytest.fixture
 def fast_training() -> TrainingConfig:
     return TrainingConfig(epochs=2, batch_size=64, patience=2, steps_per_epoch=4)
@@ -53,3 +68,15 @@ def prefect_server():
 
     with prefect_test_harness(server_startup_timeout=60):
         yield
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print where tests left files for a person to look at (``record_property("screenshots",
+    folder)``, e.g. the Prefect UI screenshots of tests/test_ui.py), even under ``-q``."""
+    shown = set()
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            for name, value in getattr(report, "user_properties", ()):
+                if name == "screenshots" and value not in shown:
+                    shown.add(value)
+                    terminalreporter.write_line(f"screenshots for a person to look at: {value}")

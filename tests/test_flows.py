@@ -150,3 +150,90 @@ def test_cli_reports_bad_data_in_one_line_and_touches_nothing(retrained, tmp_pat
     assert "units_sold" in err and "Traceback" not in err
     assert _tree_digest(workspace.models) == before_models
     assert _tree_digest(workspace.forecasts) == before_forecasts
+
+
+def test_first_model_is_promoted_with_its_report_and_the_reason(retrained):
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    from fusioncast.registry import ModelRegistry
+
+    parameters, outcome = retrained
+    assert outcome["promoted"] == "True", outcome["promotion"]
+    assert outcome["promotion"].startswith("promoted: first model")
+    assert ModelRegistry(parameters.workspace.models).champion() == outcome["model_version"]
+    report = parameters.workspace.reports(outcome["run_id"])
+    metrics = pd.read_parquet(report / "metrics.parquet")
+    assert {"mse", "mae", "mase", "smape", "pinball", "coverage_80"} <= set(metrics.columns)
+    assert {"fusioncast_text_removed", "fusioncast_text_shuffled", "ridge_normalised"} <= set(
+        metrics["model"]
+    )
+    for plot in ("forecast_best.png", "forecast_worst.png", "error_by_horizon.png"):
+        assert (report / plot).stat().st_size > 1000
+    with _client() as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(outcome["run_id"])])
+            )
+        )
+    by_key = {a.key: a for a in artifacts}
+    assert "forecast_worst.png" in str(by_key["evaluation-report"].data)
+    assert "promoted: first model" in str(by_key["run-summary"].data)
+
+
+def test_a_worse_candidate_is_registered_but_not_promoted(retrained):
+    from flows.retrain import retrain
+    from fusioncast.registry import ModelRegistry
+
+    parameters, first = retrained
+    registry = ModelRegistry(parameters.workspace.models)
+    champion = registry.champion()
+    # One step at a tiny learning rate: the candidate stays the untrained model, which repeats
+    # the last value, while the champion beat it.
+    worse = parameters.model_copy(
+        update={
+            "training": TrainingConfig(
+                epochs=1, batch_size=64, steps_per_epoch=1, learning_rate=1e-7
+            )
+        }
+    )
+    outcome = retrain(worse)
+    assert outcome["promoted"] == "False"
+    assert outcome["promotion"].startswith("not promoted: test MSE")
+    assert "does not beat" in outcome["promotion"]
+    assert outcome["model_version"] in registry.versions()  # registered, complete
+    registry.verify(outcome["model_version"])
+    assert registry.champion() == champion
+    # The run still publishes fresh forecasts, made by the champion.
+    published = pd.read_parquet(outcome["forecasts_path"])
+    assert set(published[F.MODEL_VERSION]) == {champion}
+
+
+def test_registry_commands_list_promote_and_roll_back(retrained, capsys):
+    from flows.cli import main
+    from fusioncast.registry import ModelRegistry
+
+    parameters, first = retrained
+    workdir = parameters.workspace.root
+    registry = ModelRegistry(parameters.workspace.models)
+    champion = registry.champion()
+    other = next(v for v in registry.versions() if v != champion)
+
+    assert main(["models", "list", "--workdir", workdir]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert len(listed) == len(registry.versions())
+    assert any(line.startswith(f"* {champion}") and "test MSE" in line for line in listed)
+
+    assert main(["models", "promote", other, "--workdir", workdir]) == 0
+    assert registry.champion() == other
+    assert main(["models", "rollback", "--workdir", workdir]) == 0
+    assert registry.champion() == champion
+    assert "rollback" in read_pointer(parameters)["reason"]
+    assert main(["models", "promote", "no-such-version", "--workdir", workdir]) == 2
+    assert "no-such-version" in capsys.readouterr().err
+    assert registry.champion() == champion
+
+
+def read_pointer(parameters):
+    from fusioncast.contract import read_json
+
+    return read_json(parameters.workspace.models / "champion.json")

@@ -14,7 +14,7 @@ from fusioncast.baselines import LAST_VALUE
 from fusioncast.config import ModelConfig, TrainingConfig
 from fusioncast.demo import DEMO_CONTRACT as C
 from fusioncast.demo import DEMO_EVENTS, generate_demo_frame
-from fusioncast.evaluate import MODEL, evaluate_model, summarise
+from fusioncast.evaluate import MODEL, TEXT_REMOVED, TEXT_SHUFFLED, evaluate_model, summarise
 from fusioncast.split import TEST, TRAIN, split_by_time
 from fusioncast.state import ForecastingState, fit_scaler, fit_vocabularies
 from fusioncast.tokenize import BOS, PAD
@@ -63,10 +63,13 @@ def test_text_beats_the_same_model_trained_on_shuffled_text(with_text, with_shuf
     assert best_full < 0.95 * best_shuffled, (best_full, best_shuffled)
 
 
-def test_trained_model_beats_the_last_value_on_the_test_split(demo, with_text):
-    summary = summarise(evaluate_model(with_text.model, demo[3], CONFIG, season=7))
-    mse = summary.set_index("model")["mse"]
+def test_trained_model_beats_the_last_value_and_its_text_ablations(demo, with_text):
+    evaluation = evaluate_model(with_text.model, demo[3], CONFIG, demo[2].scaler, season=7)
+    mse = summarise(evaluation.metrics).set_index("model")["mse"]
     assert mse[MODEL] < 0.8 * mse[LAST_VALUE]
+    # The same trained model, given no text or another window's text, forecasts worse.
+    assert mse[MODEL] < 0.95 * mse[TEXT_REMOVED], mse.to_dict()
+    assert mse[MODEL] < 0.95 * mse[TEXT_SHUFFLED], mse.to_dict()
 
 
 def _note_tokens(state: ForecastingState, note: str, batch: int, age: int) -> tuple:
@@ -110,5 +113,6 @@ def test_level_shift_after_training_is_no_worse_than_the_last_value(demo, with_t
     shifted.loc[after, C.target] = shifted.loc[after, C.target] * 3 + 500
     arrays = state.arrays(shifted, boundaries)
     assert arrays.numeric[arrays.split == TEST, 0].min() > 5  # > 5 training std above the mean
-    mse = summarise(evaluate_model(with_text.model, arrays, CONFIG)).set_index("model")["mse"]
+    evaluation = evaluate_model(with_text.model, arrays, CONFIG, state.scaler, ablations=False)
+    mse = summarise(evaluation.metrics).set_index("model")["mse"]
     assert mse[MODEL] <= mse[LAST_VALUE]

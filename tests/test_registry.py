@@ -64,3 +64,32 @@ def test_incomplete_versions_are_invisible_and_unknown_versions_refused(tmp_path
         registry.load()
     with pytest.raises(ModelStateError, match="unknown model version"):
         registry.promote("20260101T000000Z-bbbbbb")
+
+
+def test_rollback_goes_back_through_earlier_champions(tmp_path, state_and_model):
+    state, model = state_and_model
+    registry = ModelRegistry(tmp_path)
+    a, b, c = (
+        registry.register(model, state, parameters={}, data_fingerprint=str(i)) for i in range(3)
+    )
+    with pytest.raises(ModelStateError, match="no earlier champion"):
+        registry.rollback()
+    for version in (a, b, c):
+        registry.promote(version, reason=f"promote {version}")
+    assert [h["model_version"] for h in registry.champion_history()] == [a, b]
+    assert registry.rollback() == b and registry.champion() == b
+    assert registry.rollback() == a and registry.champion() == a
+    with pytest.raises(ModelStateError, match="no earlier champion"):
+        registry.rollback()
+    table = registry.describe()
+    assert table.set_index("model_version")["champion"].to_dict() == {a: True, b: False, c: False}
+
+
+def test_the_registry_lock_excludes_a_second_holder(tmp_path):
+    def take_briefly() -> None:
+        with ModelRegistry(tmp_path).lock(timeout_s=0.3):
+            pass
+
+    with ModelRegistry(tmp_path).lock(), pytest.raises(ModelStateError, match="stayed locked"):
+        take_briefly()
+    take_briefly()  # released

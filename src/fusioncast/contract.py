@@ -10,6 +10,8 @@ files (hive partitions allowed) or a pyarrow/fsspec URI can be read with :func:`
 from __future__ import annotations
 
 import json
+import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -129,10 +131,17 @@ def read_dataset(source: str | Path, contract: DataContract) -> pd.DataFrame:
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
     """Write JSON atomically (temporary file in the same directory, then rename)."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str))
-    tmp.replace(path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp, "w") as handle:
+            handle.write(json.dumps(payload, indent=2, sort_keys=True, default=str))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def read_json(path: Path, expected_version: int | None = None) -> dict[str, Any]:

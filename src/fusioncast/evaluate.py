@@ -1,20 +1,40 @@
-"""Evaluation on the test split against simple baselines, per series and horizon step."""
+"""Evaluation on the test split: the model, its text ablations and the baselines, same windows.
+
+Every candidate forecasts every window of the split (stride 1); errors are kept per series and
+horizon step. See :mod:`fusioncast.metrics` for the definitions.
+
+Candidates:
+  ``fusioncast``: the trained model (median); its quantiles give ``pinball`` and the coverages.
+  ``fusioncast_text_removed`` / ``fusioncast_text_shuffled``: the same trained model, each window
+  given no text, or the text of another test window. The gap to ``fusioncast`` is what the model
+  draws from the text that goes with each window.
+  The baselines of :mod:`fusioncast.baselines` (last value, window mean, seasonal naive, ridge).
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 import keras
 import numpy as np
 import pandas as pd
 
-from fusioncast.baselines import baseline_forecasts
+from fusioncast import metrics as m
+from fusioncast.baselines import LAST_VALUE, baseline_forecasts
 from fusioncast.config import ModelConfig
 from fusioncast.errors import DataValidationError
 from fusioncast.predict import predict_windows
-from fusioncast.split import TEST
+from fusioncast.scaling import SeriesScaler
+from fusioncast.split import TEST, TRAIN
 from fusioncast.state import series_index
 from fusioncast.windows import SeriesArrays, gather_targets, window_origins
 
 MODEL = "fusioncast"
+TEXT_REMOVED = "fusioncast_text_removed"
+TEXT_SHUFFLED = "fusioncast_text_shuffled"
+
+METRICS_VERSION = 1
+POINT_METRICS = ("mse", "mae", "mase", "smape")
 
 _SEASONS = {"h": 24, "d": 7, "b": 5, "w": 52, "m": 12, "q": 4}
 
@@ -30,68 +50,187 @@ def season_length(freq: str | None) -> int | None:
     return None
 
 
+@dataclass
+class Evaluation:
+    """Metrics per (model, series, horizon step) and the forecasts they came from.
+
+    ``actual`` and ``forecasts`` are on the original scale, ``[B, H]`` for the windows ending at
+    ``origins``; ``quantiles`` holds the model's quantile forecasts ``[B, H, Q]``.
+    """
+
+    metrics: pd.DataFrame
+    origins: np.ndarray
+    origin_times: np.ndarray
+    series: np.ndarray
+    actual: np.ndarray
+    forecasts: dict[str, np.ndarray]
+    quantiles: np.ndarray
+    quantile_levels: tuple[float, ...]
+    history: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+    def summary(self) -> pd.DataFrame:
+        return summarise(self.metrics)
+
+
 def evaluate_model(
     model: keras.Model,
     arrays: SeriesArrays,
     config: ModelConfig,
+    scaler: SeriesScaler,
     *,
     season: int | None = None,
     split: int = TEST,
-) -> pd.DataFrame:
-    """Errors of the model and the baselines on every window of ``split`` (stride 1).
-
-    Returns one row per (model, series_id, horizon_step) with ``mse`` and ``mae`` on the
-    per-series scaled target (training statistics) and ``n_windows``.
-    """
+    ablations: bool = True,
+) -> Evaluation:
+    """Forecast every window of ``split`` with the model, its ablations and the baselines."""
     origins = window_origins(arrays, config.lookback, config.horizon, split)
     if len(origins) == 0:
         raise DataValidationError(
             "test_windows", "lookback+horizon", 0, "no series has a full test window"
         )
-    actual = gather_targets(arrays, origins, config.horizon)
-    forecasts = predict_windows(model, arrays, origins, config)
-    median = forecasts[..., config.output_quantiles.index(0.5)]
-    candidates = {
-        MODEL: median,
-        **baseline_forecasts(arrays, origins, config.lookback, config.horizon, season=season),
-    }
     series = series_index(arrays, origins)
-    frames = []
-    for name, predicted in candidates.items():
-        error = predicted - actual
-        long = pd.DataFrame(
-            {
-                "model": name,
-                "series_id": np.repeat(series, config.horizon),
-                "horizon_step": np.tile(np.arange(1, config.horizon + 1), len(origins)),
-                "squared_error": (error**2).ravel(),
-                "absolute_error": np.abs(error).ravel(),
-            }
+    levels = config.output_quantiles
+    median = levels.index(0.5)
+
+    def to_original(values: np.ndarray) -> np.ndarray:
+        return scaler.inverse_target(values.astype(np.float64), series)
+
+    scaled_actual = gather_targets(arrays, origins, config.horizon).astype(np.float64)
+    quantile_forecasts = {MODEL: predict_windows(model, arrays, origins, config)}
+    if ablations and arrays.text:
+        quantile_forecasts[TEXT_REMOVED] = predict_windows(
+            model, arrays, origins, config, without_text=True
         )
-        frames.append(long)
-    errors = pd.concat(frames, ignore_index=True)
-    grouped = errors.groupby(["model", "series_id", "horizon_step"], sort=True)
-    table = grouped.agg(
-        mse=("squared_error", "mean"),
-        mae=("absolute_error", "mean"),
-        n_windows=("squared_error", "size"),
+        quantile_forecasts[TEXT_SHUFFLED] = predict_windows(
+            model, arrays, origins, config, shuffle_text=True
+        )
+    scaled = {name: q[..., median].astype(np.float64) for name, q in quantile_forecasts.items()}
+    scaled.update(
+        baseline_forecasts(arrays, origins, config.lookback, config.horizon, season=season)
     )
-    return table.reset_index()
+
+    codes, series_ids = pd.factorize(series)
+    scales = _mase_scales(arrays, scaler, season or 1)
+    window_scale = np.array([scales.get(str(s), np.nan) for s in series])[:, None]
+    actual = to_original(scaled_actual)
+    frames = []
+    for name, forecast in scaled.items():
+        original = to_original(forecast)
+        terms = {
+            "mse": m.squared_error(scaled_actual, forecast),
+            "mae": m.absolute_error(scaled_actual, forecast),
+            "mase": m.absolute_error(actual, original) / window_scale,
+            "smape": m.smape_terms(actual, original),
+        }
+        if name in quantile_forecasts and len(levels) > 1:
+            q = quantile_forecasts[name].astype(np.float64)
+            terms["pinball"] = m.pinball_terms(scaled_actual, q, levels)
+            for percent, lower, upper in m.central_intervals(levels):
+                terms[m.coverage_name(percent)] = m.interval_hits(
+                    scaled_actual, q, levels, lower, upper
+                )
+        frames.append(_per_series_step(name, terms, codes, series_ids, config.horizon))
+    history = {}
+    for index, sid in enumerate(arrays.series_ids):
+        start, stop = arrays.offsets[index], arrays.offsets[index + 1]
+        values = arrays.numeric[start:stop, 0].astype(np.float64)
+        history[str(sid)] = (
+            arrays.timestamps[start:stop],
+            scaler.inverse_target(values, np.full(stop - start, sid)),
+        )
+    return Evaluation(
+        metrics=pd.concat(frames, ignore_index=True),
+        origins=origins,
+        origin_times=arrays.timestamps[origins],
+        series=series,
+        actual=actual,
+        forecasts={name: to_original(f) for name, f in scaled.items()},
+        quantiles=to_original(quantile_forecasts[MODEL].astype(np.float64)),
+        quantile_levels=levels,
+        history=history,
+    )
+
+
+def _mase_scales(arrays: SeriesArrays, scaler: SeriesScaler, season: int) -> dict[str, float]:
+    """Per series: the seasonal-naive MAE over its training steps, on the original scale."""
+    scales = {}
+    for index, sid in enumerate(arrays.series_ids):
+        start, stop = arrays.offsets[index], arrays.offsets[index + 1]
+        rows = np.arange(start, stop)
+        if arrays.split is not None:
+            rows = rows[arrays.split[rows] == TRAIN]
+        values = scaler.inverse_target(
+            arrays.numeric[rows, 0].astype(np.float64), np.full(len(rows), sid)
+        )
+        lag = season if len(values) > season else 1
+        scales[str(sid)] = m.mase_scale(values, lag)
+    return scales
+
+
+def _per_series_step(
+    name: str,
+    terms: dict[str, np.ndarray],
+    codes: np.ndarray,
+    series_ids: np.ndarray,
+    horizon: int,
+) -> pd.DataFrame:
+    """Means of each ``[B, H]`` term per (series, horizon step); NaN terms are left out."""
+    n_series = len(series_ids)
+    counts = np.bincount(codes, minlength=n_series).astype(np.float64)
+    out = {
+        "model": name,
+        "series_id": np.repeat(np.asarray(series_ids, dtype=object).astype(str), horizon),
+        "horizon_step": np.tile(np.arange(1, horizon + 1, dtype=np.int32), n_series),
+        "n_windows": np.repeat(counts.astype(np.int64), horizon),
+    }
+    for metric, values in terms.items():
+        finite = np.isfinite(values)
+        sums = np.stack(
+            [
+                np.bincount(
+                    codes, weights=np.where(finite[:, h], values[:, h], 0.0), minlength=n_series
+                )
+                for h in range(horizon)
+            ],
+            axis=1,
+        )
+        used = np.stack(
+            [np.bincount(codes, weights=finite[:, h], minlength=n_series) for h in range(horizon)],
+            axis=1,
+        )
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[metric] = np.where(used > 0, sums / np.maximum(used, 1), np.nan).ravel()
+    return pd.DataFrame(out)
 
 
 def summarise(metrics: pd.DataFrame) -> pd.DataFrame:
-    """One row per model: mean MSE and MAE over all series, steps and windows."""
-    weighted = (
-        metrics.assign(
-            se=metrics["mse"] * metrics["n_windows"], ae=metrics["mae"] * metrics["n_windows"]
-        )
-        .groupby("model")[["se", "ae", "n_windows"]]
-        .sum()
-    )
-    summary = pd.DataFrame(
-        {
-            "mse": weighted["se"] / weighted["n_windows"],
-            "mae": weighted["ae"] / weighted["n_windows"],
-        }
-    )
-    return summary.sort_values("mse").reset_index()
+    """One row per model: every metric's mean over all series, steps and windows, by MSE."""
+    columns = [
+        c
+        for c in metrics.columns
+        if c not in ("model", "series_id", "horizon_step", "n_windows", "fold", "origin")
+    ]
+    rows = []
+    for name, group in metrics.groupby("model", sort=False):
+        row = {"model": name}
+        for column in columns:
+            values = group[column].to_numpy(dtype=np.float64)
+            weights = group["n_windows"].to_numpy(dtype=np.float64)
+            keep = np.isfinite(values)
+            row[column] = (
+                float(np.average(values[keep], weights=weights[keep]))
+                if keep.any() and weights[keep].sum() > 0
+                else np.nan
+            )
+        rows.append(row)
+    return pd.DataFrame(rows).sort_values("mse").reset_index(drop=True)
+
+
+def mse_of(metrics: pd.DataFrame, model: str = MODEL) -> float:
+    """The overall MSE of one candidate."""
+    summary = summarise(metrics).set_index("model")
+    return float(summary.at[model, "mse"])
+
+
+def last_value_mse(metrics: pd.DataFrame) -> float:
+    return mse_of(metrics, LAST_VALUE)

@@ -6,9 +6,11 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from fusioncast.backtest import BacktestConfig
 from fusioncast.config import ModelConfig, TrainingConfig
 from fusioncast.contract import DataContract
 from fusioncast.demo import DEMO_CONTRACT
+from fusioncast.promotion import PromotionConfig
 from fusioncast.validation import ValidationConfig
 
 
@@ -36,8 +38,8 @@ class Workspace(BaseModel):
         return Path(self.root) / "checkpoints" / run_name
 
 
-class RetrainParameters(BaseModel):
-    """Parameters of the ``retrain`` flow."""
+class _RunParameters(BaseModel):
+    """What every flow that reads data and trains on it takes."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -50,7 +52,18 @@ class RetrainParameters(BaseModel):
         default_factory=ValidationConfig,
         description="Data validation: policy (fail or quarantine) and tolerances.",
     )
-    publish_forecasts: bool = Field(True, description="Forecast and publish after training.")
+
+
+class RetrainParameters(_RunParameters):
+    """Parameters of the ``retrain`` flow."""
+
+    promotion: PromotionConfig = Field(
+        default_factory=PromotionConfig,
+        description="When the new model replaces the champion (the promotion gate).",
+    )
+    publish_forecasts: bool = Field(
+        True, description="Publish forecasts of the champion after the promotion gate."
+    )
 
 
 class ForecastParameters(BaseModel):
@@ -66,4 +79,12 @@ class ForecastParameters(BaseModel):
     validation: ValidationConfig = Field(
         default_factory=ValidationConfig,
         description="Data validation: policy (fail or quarantine) and tolerances.",
+    )
+
+
+class BacktestParameters(_RunParameters):
+    """Parameters of the ``backtest`` flow (rolling-origin evaluation; nothing is registered)."""
+
+    backtest: BacktestConfig = Field(
+        default_factory=BacktestConfig, description="Folds: how many origins, how far apart."
     )

@@ -22,9 +22,14 @@ def predict_windows(
     *,
     batch_size: int = 1024,
     shuffle_text: bool = False,
+    without_text: bool = False,
     seed: int = 0,
 ) -> np.ndarray:
-    """Scaled forecasts ``[B, H, Q]`` of the windows ending at ``origins`` (in that order)."""
+    """Scaled forecasts ``[B, H, Q]`` of the windows ending at ``origins`` (in that order).
+
+    ``shuffle_text`` / ``without_text`` run the text ablations: each window gets another window's
+    text, or none.
+    """
     data = sampler(
         arrays,
         origins,
@@ -32,6 +37,7 @@ def predict_windows(
         batch_size,
         with_targets=False,
         shuffle_text=shuffle_text,
+        without_text=without_text,
         seed=seed,
     )
     return np.asarray(model.predict(data, verbose=0))

@@ -1,15 +1,18 @@
 """Atomic, idempotent publishing of forecasts to a Parquet dataset partitioned by forecast date.
 
-Layout: ``<root>/forecast_date=YYYY-MM-DD/run-<run_id>.parquet``. A run's file is written under a
-hidden temporary name in the same directory and renamed into place, so a reader never sees a
-half-written file (readers skip names starting with ``.``), a failed run leaves earlier forecasts
-untouched, and publishing the same run again replaces its own file instead of adding rows.
+Layout: ``<root>/forecast_date=YYYY-MM-DD/run-<run_id>.parquet``. A run's file is written under
+``<root>/.staging/`` (hidden: readers skip names starting with ``.`` or ``_``), flushed to disk, and
+renamed into its partition, so a reader sees the whole file or nothing: a run killed part-way leaves
+no partial partition and the earlier forecasts as they were. Publishing the same run again replaces
+its own file instead of adding rows. Temporary files of killed runs are removed by later runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import time
 import uuid
 from pathlib import Path
 
@@ -20,6 +23,7 @@ import pyarrow.parquet as pq
 from fusioncast.contract import ForecastColumn as F
 from fusioncast.errors import ConfigError
 
+STAGING = ".staging"
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -38,18 +42,30 @@ def publish_forecasts(forecasts: pd.DataFrame, root: Path, *, run_id: str) -> Pa
         raise ConfigError("refusing to publish an empty forecast table")
     created = pd.Timestamp(forecasts[F.CREATED_AT].iloc[0])
     target = forecast_path(root, run_id, created)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(root) / STAGING
+    staging.mkdir(parents=True, exist_ok=True)
+    _remove_stale(staging)
     table = pa.Table.from_pandas(forecasts, preserve_index=False)
-    tmp = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
+    tmp = staging / f"{target.parent.name}.{target.name}.{uuid.uuid4().hex}.tmp"
     try:
         pq.write_table(table, tmp)
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
+        target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
     _fsync_directory(target.parent)
     return target
+
+
+def _remove_stale(staging: Path, older_than_s: float = 3600.0) -> None:
+    """Remove temporary files left by runs killed more than ``older_than_s`` ago."""
+    now = time.time()
+    for leftover in staging.glob("*.tmp"):
+        with contextlib.suppress(FileNotFoundError):
+            if now - leftover.stat().st_mtime > older_than_s:
+                leftover.unlink()
 
 
 def read_forecasts(root: Path) -> pd.DataFrame:

@@ -83,8 +83,22 @@ def split_by_time(
     n_validation = max(1, int(round(len(times) * validation_fraction)))
     n_train = min(n_train, len(times) - 2)
     n_validation = min(n_validation, len(times) - n_train - 1)
-    train_end = pd.Timestamp(times[n_train - 1])
-    validation_end = pd.Timestamp(times[n_train + n_validation - 1])
+    return split_at(
+        frame,
+        contract,
+        train_end=pd.Timestamp(times[n_train - 1]),
+        validation_end=pd.Timestamp(times[n_train + n_validation - 1]),
+    )
+
+
+def split_at(
+    frame: pd.DataFrame,
+    contract: DataContract,
+    *,
+    train_end: pd.Timestamp,
+    validation_end: pd.Timestamp,
+) -> SplitBoundaries:
+    """Boundaries at given cut-offs, with each series' count of steps per split."""
     boundaries = SplitBoundaries(train_end, validation_end, {})
     labels = boundaries.labels(frame[contract.timestamp])
     counts = (

@@ -124,6 +124,8 @@ def gather_inputs(
     lookback: int,
     max_text_tokens: int,
     text_origins: np.ndarray | None = None,
+    *,
+    without_text: bool = False,
 ) -> dict[str, np.ndarray]:
     """Model inputs of the windows ending at ``origins``.
 
@@ -131,7 +133,8 @@ def gather_inputs(
     feature ``text_i_tokens [B, T]`` (the begin marker, then the most recent tokens of the
     lookback in time order, right-padded with 0) and ``text_i_age [B, T]`` (steps between each
     token's step and the origin; ``lookback`` for the marker and padding). ``text_origins`` takes
-    the text from other windows (the shuffled-text control).
+    the text from other windows (the shuffled-text control); ``without_text`` leaves only the begin
+    marker (the text-removed control).
     """
     steps = origins[:, None] + np.arange(-lookback + 1, 1)
     inputs = {"numeric": arrays.numeric[steps]}
@@ -141,20 +144,20 @@ def gather_inputs(
         inputs[f"dynamic_{i}"] = arrays.dynamic[steps, i]
     source = origins if text_origins is None else text_origins
     for i, text in enumerate(arrays.text):
-        tokens, age = _gather_text(text, source, lookback, max_text_tokens)
+        tokens, age = _gather_text(text, source, lookback, max_text_tokens, without_text)
         inputs[f"text_{i}_tokens"] = tokens
         inputs[f"text_{i}_age"] = age
     return inputs
 
 
 def _gather_text(
-    text: TextArrays, origins: np.ndarray, lookback: int, max_tokens: int
+    text: TextArrays, origins: np.ndarray, lookback: int, max_tokens: int, empty: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     batch = len(origins)
     room = max_tokens - 1
     begin = text.offsets[origins - lookback + 1]
     end = text.offsets[origins + 1]
-    count = np.minimum(end - begin, room)
+    count = np.zeros_like(end) if empty else np.minimum(end - begin, room)
     j = np.arange(room)
     index = end[:, None] - count[:, None] + j
     valid = j < count[:, None]
@@ -184,6 +187,7 @@ class WindowSampler(keras.utils.PyDataset):
         shuffle: reshuffle the order of windows every epoch.
         shuffle_text: give every window the text of another window (a control that keeps the
             text distribution but breaks its link with the series).
+        without_text: give every window an empty text (the text-removed control).
         with_targets: yield ``(inputs, targets)``; otherwise inputs only.
         steps_per_epoch: serve this many batches per epoch (sampling windows anew each epoch).
     """
@@ -199,6 +203,7 @@ class WindowSampler(keras.utils.PyDataset):
         batch_size: int = 256,
         shuffle: bool = False,
         shuffle_text: bool = False,
+        without_text: bool = False,
         with_targets: bool = True,
         steps_per_epoch: int | None = None,
         seed: int = 0,
@@ -212,6 +217,7 @@ class WindowSampler(keras.utils.PyDataset):
         self.lookback, self.horizon, self.max_text_tokens = lookback, horizon, max_text_tokens
         self.batch_size = batch_size
         self.shuffle, self.shuffle_text, self.with_targets = shuffle, shuffle_text, with_targets
+        self.without_text = without_text
         self.steps_per_epoch = steps_per_epoch
         self._rng = np.random.default_rng(seed)
         self._positions = np.arange(len(self.origins))
@@ -243,7 +249,12 @@ class WindowSampler(keras.utils.PyDataset):
     def __getitem__(self, index: int):
         origins, text_origins = self.batch_origins(index)
         inputs = gather_inputs(
-            self.arrays, origins, self.lookback, self.max_text_tokens, text_origins
+            self.arrays,
+            origins,
+            self.lookback,
+            self.max_text_tokens,
+            text_origins,
+            without_text=self.without_text,
         )
         if not self.with_targets:
             return (inputs,)

@@ -1,0 +1,110 @@
+"""Rolling-origin backtest: retrain as of several past forecast origins and score each forecast.
+
+Fold ``k`` (0 = the latest) forecasts from origin ``t_k = T - horizon - k * step`` (``T`` the last
+time step): it sees only the data up to ``t_k`` for fitting (the scaler, the vocabularies and the
+model; the last ``validation_share`` of those steps, at least one horizon, for early stopping) and
+is scored on the ``horizon`` steps after ``t_k``, with the same metrics, ablations and baselines
+as a retrain's test split (:mod:`fusioncast.evaluate`). Folds are independent of each other, so
+they can run at the same time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from fusioncast.config import ModelConfig, TrainingConfig
+from fusioncast.contract import DataContract
+from fusioncast.errors import DataValidationError
+from fusioncast.evaluate import evaluate_model, season_length
+from fusioncast.split import split_at
+from fusioncast.state import ForecastingState, fit_scaler, fit_vocabularies
+from fusioncast.training import train_model
+
+
+class BacktestConfig(BaseModel):
+    """Which past forecast origins the backtest replays."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n_folds: int = Field(3, ge=1, le=104, description="Forecast origins (folds) to replay.")
+    step: int | None = Field(
+        None, ge=1, le=10_000, description="Steps between fold origins (default: the horizon)."
+    )
+    validation_share: float = Field(
+        0.125,
+        gt=0,
+        lt=1,
+        description="Share of a fold's history held out for early stopping (at least a horizon).",
+    )
+
+
+@dataclass(frozen=True)
+class Fold:
+    index: int
+    origin: pd.Timestamp
+    train_end: pd.Timestamp
+    validation_end: pd.Timestamp
+    test_end: pd.Timestamp
+
+
+def plan_folds(
+    frame: pd.DataFrame, contract: DataContract, model: ModelConfig, config: BacktestConfig
+) -> list[Fold]:
+    """The folds' cut-offs on the data's distinct time steps, latest fold first."""
+    times = np.sort(frame[contract.timestamp].unique())
+    horizon, step = model.horizon, config.step or model.horizon
+    folds = []
+    for k in range(config.n_folds):
+        origin_index = len(times) - 1 - horizon - k * step
+        n_history = origin_index + 1
+        n_validation = max(horizon, int(round(n_history * config.validation_share)))
+        n_train = n_history - n_validation
+        if n_train < model.lookback + horizon:
+            raise DataValidationError(
+                "backtest_history",
+                contract.timestamp,
+                len(times),
+                f"fold {k} would have {max(n_train, 0)} training steps; it needs lookback + "
+                f"horizon = {model.lookback + horizon}: use fewer folds or a smaller step",
+            )
+        folds.append(
+            Fold(
+                index=k,
+                origin=pd.Timestamp(times[origin_index]),
+                train_end=pd.Timestamp(times[n_train - 1]),
+                validation_end=pd.Timestamp(times[origin_index]),
+                test_end=pd.Timestamp(times[origin_index + horizon]),
+            )
+        )
+    return folds
+
+
+def run_fold(
+    frame: pd.DataFrame,
+    contract: DataContract,
+    model_config: ModelConfig,
+    training: TrainingConfig,
+    fold: Fold,
+    freq: str | None,
+) -> pd.DataFrame:
+    """Fit on the fold's history and score its forecast; metrics with ``fold`` and ``origin``."""
+    known = frame[frame[contract.timestamp] <= fold.test_end].reset_index(drop=True)
+    boundaries = split_at(
+        known, contract, train_end=fold.train_end, validation_end=fold.validation_end
+    )
+    scaler = fit_scaler(known, contract, boundaries)
+    encoder, tokenizers = fit_vocabularies(known, contract, boundaries, model_config)
+    state = ForecastingState.create(contract, scaler, encoder, tokenizers, model_config)
+    arrays = state.arrays(known, boundaries)
+    result = train_model(arrays, state.spec, training)
+    evaluation = evaluate_model(
+        result.model, arrays, model_config, scaler, season=season_length(freq)
+    )
+    metrics = evaluation.metrics
+    metrics.insert(0, "origin", fold.origin)
+    metrics.insert(0, "fold", np.int32(fold.index))
+    return metrics

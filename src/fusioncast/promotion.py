@@ -1,0 +1,172 @@
+"""The promotion gate: a new model replaces the champion only if it is better on the same windows.
+
+The candidate's test windows (the latest data) are forecast by the current champion too, and both
+are scored on the candidate's z-scored target. The candidate is promoted when its test MSE is below
+the champion's (by ``min_improvement``) and below the last-value baseline's on those same windows;
+otherwise the champion stays, and the decision says why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from fusioncast.baselines import LAST_VALUE
+from fusioncast.errors import FusioncastError
+from fusioncast.evaluate import MODEL, Evaluation
+from fusioncast.predict import predict_windows
+from fusioncast.registry import LoadedModel
+from fusioncast.scaling import SeriesScaler
+
+
+class PromotionConfig(BaseModel):
+    """When a newly trained model becomes the champion."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    require_beating_champion: bool = Field(
+        True, description="Promote only if the test MSE beats the champion's on the same windows."
+    )
+    require_beating_last_value: bool = Field(
+        True, description="Promote only if the test MSE beats repeating the last value."
+    )
+    min_improvement: float = Field(
+        0.0, ge=0.0, lt=1.0, description="Required relative MSE improvement over the champion."
+    )
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    promote: bool
+    reason: str
+    candidate_mse: float
+    last_value_mse: float
+    n_windows: int
+    champion: str | None = None
+    champion_mse: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def decide(
+    candidate: Evaluation,
+    scaler: SeriesScaler,
+    frame: pd.DataFrame,
+    champion: LoadedModel | None,
+    config: PromotionConfig | None = None,
+) -> GateDecision:
+    """Compare the candidate with the champion (if any) and the last value on the same windows.
+
+    Args:
+        candidate: the candidate's evaluation on its test windows.
+        scaler: the candidate's scaler (defines the z-scored target the MSEs are on).
+        frame: the validated data the candidate was evaluated on.
+        champion: the current champion, loaded and verified; ``None`` when there is none.
+    """
+    config = config or PromotionConfig()
+    windows = np.arange(len(candidate.origins))
+    champion_forecast, champion_note = None, ""
+    if champion is not None:
+        try:
+            windows, champion_forecast = _champion_forecasts(champion, candidate, frame)
+        except (FusioncastError, KeyError, ValueError) as error:
+            champion_note = f"champion {champion.version} cannot forecast this data ({error})"
+    horizon = candidate.actual.shape[1]
+    if champion_forecast is not None:
+        horizon = min(horizon, champion_forecast.shape[1])
+    if len(windows) == 0:
+        champion_forecast, champion_note = (
+            None,
+            (
+                f"champion {champion.version} has no test window with its lookback"
+                if champion
+                else ""
+            ),
+        )
+        windows = np.arange(len(candidate.origins))
+    scale = _target_scale(scaler, candidate.series[windows])
+
+    def mse(forecast: np.ndarray) -> float:
+        error = (forecast[:, :horizon] - candidate.actual[windows, :horizon]) / scale
+        return float(np.mean(error**2))
+
+    candidate_mse = mse(candidate.forecasts[MODEL][windows])
+    last_value_mse = mse(candidate.forecasts[LAST_VALUE][windows])
+    champion_mse = None if champion_forecast is None else mse(champion_forecast)
+    where = f"on the same {len(windows)} test windows x {horizon} steps"
+    facts = dict(
+        candidate_mse=candidate_mse,
+        last_value_mse=last_value_mse,
+        n_windows=int(len(windows)),
+        champion=champion.version if champion else None,
+        champion_mse=champion_mse,
+    )
+    shown = f"test MSE {candidate_mse:.4f}"
+    if config.require_beating_last_value and not candidate_mse < last_value_mse:
+        return GateDecision(
+            False,
+            f"not promoted: {shown} does not beat the last value ({last_value_mse:.4f}) {where}",
+            **facts,
+        )
+    if champion_mse is not None and config.require_beating_champion:
+        needed = champion_mse * (1.0 - config.min_improvement)
+        if not candidate_mse < needed:
+            return GateDecision(
+                False,
+                f"not promoted: {shown} does not beat champion {champion.version} "
+                f"({champion_mse:.4f}"
+                + (f", minus {config.min_improvement:.1%}" if config.min_improvement else "")
+                + f") {where}; the champion stays",
+                **facts,
+            )
+    if champion is None:
+        reason = f"promoted: first model; {shown} beats the last value ({last_value_mse:.4f})"
+    elif champion_mse is None:
+        reason = f"promoted: {champion_note}; {shown} vs last value {last_value_mse:.4f}"
+    else:
+        reason = (
+            f"promoted: {shown} beats champion {champion.version} ({champion_mse:.4f}) and the "
+            f"last value ({last_value_mse:.4f}) {where}"
+        )
+    return GateDecision(True, reason, **facts)
+
+
+def _champion_forecasts(
+    champion: LoadedModel, candidate: Evaluation, frame: pd.DataFrame
+) -> tuple[np.ndarray, np.ndarray]:
+    """The champion's median forecasts (original scale) of the candidate's windows it can read.
+
+    Returns the indices of those windows in ``candidate`` and the forecasts ``[W, H_champion]``.
+    """
+    state = champion.state.for_new_series(frame)
+    arrays = state.arrays(frame)
+    config = state.spec.config
+    rows = pd.Series(
+        np.arange(arrays.n_rows),
+        index=pd.MultiIndex.from_arrays(
+            [arrays.series_ids[arrays.row_series].astype(str), arrays.timestamps]
+        ),
+    )
+    keys = pd.MultiIndex.from_arrays([candidate.series.astype(str), candidate.origin_times])
+    origins = rows.reindex(keys).to_numpy()
+    found = ~pd.isna(origins)
+    origins = np.where(found, origins, 0).astype(np.int64)
+    starts = arrays.offsets[arrays.row_series[origins]]
+    usable = found & (origins - config.lookback + 1 >= starts)
+    windows = np.flatnonzero(usable)
+    if len(windows) == 0:
+        return windows, np.zeros((0, config.horizon))
+    forecast = predict_windows(champion.model, arrays, origins[windows], config)
+    median = forecast[..., config.output_quantiles.index(0.5)].astype(np.float64)
+    series = arrays.series_ids[arrays.row_series[origins[windows]]]
+    return windows, state.scaler.inverse_target(median, series)
+
+
+def _target_scale(scaler: SeriesScaler, series: np.ndarray) -> np.ndarray:
+    target = scaler.columns[0]
+    return np.array([scaler.stats[str(s)][target][1] for s in series], dtype=np.float64)[:, None]
