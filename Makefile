@@ -32,14 +32,38 @@ test: bootstrap
 	$(BIN)/python -m pytest -q
 
 lint: bootstrap
-	$(BIN)/ruff check src flows tasks tests benchmarks
-	$(BIN)/ruff format --check src flows tasks tests benchmarks
+	$(BIN)/ruff check src flows tasks tests benchmarks deployments
+	$(BIN)/ruff format --check src flows tasks tests benchmarks deployments
 
 format: bootstrap
-	$(BIN)/ruff format src flows tasks tests benchmarks
+	$(BIN)/ruff format src flows tasks tests benchmarks deployments
 
 bench: bootstrap
 	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 clean:
 	rm -rf $(WORKDIR) $(DATA)
+
+# --- Running on a Prefect server (docs/deployment.md) -----------------------------------------------
+.PHONY: prefect-local deploy serve browser test-deployments
+
+## A Prefect server with its UI (http://127.0.0.1:4200), the deployments and a worker, in the foreground.
+prefect-local: bootstrap
+	test -e $(DATA) || $(BIN)/fusioncast demo --out $(DATA)
+	scripts/prefect-local.sh
+
+## Register the deployments of deployments/prefect.yaml on the server in PREFECT_API_URL.
+deploy: bootstrap
+	scripts/deploy.sh
+
+## The single-process alternative: serve both flows on their schedules (PREFECT_API_URL set).
+serve: bootstrap
+	$(BIN)/python deployments/serve.py
+
+## Install Chromium and playwright-core for the browser check of the Prefect UI (idempotent).
+browser:
+	scripts/install-browser.sh
+
+## The PostgreSQL-backed server test and the browser check only.
+test-deployments: bootstrap
+	$(BIN)/python -m pytest -q tests/test_deployments.py tests/test_ui.py

@@ -1,0 +1,186 @@
+"""fusioncast on a real Prefect server: PostgreSQL, a process work pool and its worker, the
+deployments of deployments/prefect.yaml, runs started through the API like the UI's Run button.
+
+The stack (tests/prefect_stack.py) is started by scripts/prefect-local.sh on a fresh database made
+for the session and dropped after it; these tests skip where no PostgreSQL is reachable.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pandas as pd
+import pytest
+import yaml
+from prefect_stack import (
+    REPO,
+    TIMEZONE,
+    TINY_MODEL,
+    TINY_TRAINING,
+    release_if_unused,
+    shared_stack,
+)
+
+pytestmark = pytest.mark.slow
+
+RETRAIN, FORECAST = "retrain/retrain-weekly", "forecast/forecast-daily"
+
+
+@pytest.fixture(scope="module")
+def stack(request):
+    yield shared_stack(request)
+    release_if_unused(request)
+
+
+@pytest.fixture(scope="module")
+def retrain_run(stack):
+    run = stack.retrain_run()
+    assert run.state.is_completed(), f"{run.state!r}\n{stack.log()[-4000:]}"
+    return run
+
+
+def _declared_deployments() -> dict[str, dict]:
+    declared = yaml.safe_load((REPO / "deployments" / "prefect.yaml").read_text())
+    return {d["name"]: d for d in declared["deployments"]}
+
+
+def test_both_deployments_are_registered_with_their_cron_schedules(stack):
+    declared = _declared_deployments()
+    with stack.client() as client:
+        pool = client.read_work_pool("fusioncast")
+        deployments = {name: client.read_deployment_by_name(name) for name in (RETRAIN, FORECAST)}
+    assert pool.type == "process"
+    crons = {}
+    for full_name, deployment in deployments.items():
+        [schedule] = deployment.schedules
+        crons[full_name] = schedule.schedule.cron
+        assert schedule.active
+        assert schedule.schedule.cron == declared[deployment.name]["schedules"][0]["cron"]
+        assert schedule.schedule.timezone == TIMEZONE
+        assert deployment.global_concurrency_limit.limit == 1
+        assert deployment.enforce_parameter_schema
+        assert deployment.work_pool_name == "fusioncast"
+        # FUSIONCAST_PROJECT_DIR was set when deploying: runs start in this checkout.
+        assert deployment.pull_steps == [
+            {"prefect.deployments.steps.set_working_directory": {"directory": str(REPO)}}
+        ]
+    assert crons == {RETRAIN: "0 3 * * 1", FORECAST: "0 5 * * *"}  # weekly, daily
+
+
+def test_the_run_form_shows_parameters_with_descriptions_defaults_and_bounds(stack):
+    with stack.client() as client:
+        schema = client.read_deployment_by_name(RETRAIN).parameter_openapi_schema
+    epochs = schema["definitions"]["TrainingConfig"]["properties"]["epochs"]
+    assert epochs["minimum"] == 1 and epochs["maximum"] >= 1
+    assert epochs["default"] >= 1 and epochs["description"]
+    workspace = schema["definitions"]["Workspace"]["properties"]["root"]
+    assert workspace["description"]
+
+
+@pytest.mark.parametrize(
+    ("section", "field", "value"),
+    [("training", "epochs", 0), ("training", "epochs", -1), ("model", "horizon", 0)],
+)
+def test_an_out_of_range_parameter_is_rejected_by_the_server_naming_it(
+    stack, section, field, value
+):
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    parameters = stack.retrain_parameters()
+    parameters["parameters"][section][field] = value
+    with stack.client() as client:
+        deployment = client.read_deployment_by_name(RETRAIN)
+        only_this = DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id]))
+        before = client.count_flow_runs(deployment_filter=only_this)
+        with pytest.raises(PrefectHTTPStatusError) as raised:
+            client.create_flow_run_from_deployment(deployment.id, parameters=parameters)
+        after = client.count_flow_runs(deployment_filter=only_this)
+    response = raised.value.response
+    assert response.status_code == 409
+    detail = response.json()["detail"]
+    assert f"parameters.{section}.{field}" in detail, detail
+    assert after == before  # no run was created
+
+
+def test_retrain_started_like_the_ui_run_button_publishes_forecasts_to_parquet(stack, retrain_run):
+    files = list(stack.workdir.glob(f"forecasts/forecast_date=*/run-{retrain_run.id}.parquet"))
+    assert len(files) == 1, sorted(p.name for p in stack.workdir.rglob("*.parquet"))
+    forecasts = pd.read_parquet(files[0])
+    assert len(forecasts) == 4 * TINY_MODEL["horizon"]  # 2 stores x 2 categories
+    assert set(forecasts["run_id"]) == {str(retrain_run.id)}
+    assert forecasts["model_version"].nunique() == 1
+    assert forecasts["forecast"].notna().all()
+    assert retrain_run.work_queue_name == "default" and retrain_run.deployment_id is not None
+
+
+def test_a_person_can_follow_the_run_per_epoch_and_read_its_summary(stack, retrain_run):
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with stack.client() as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[retrain_run.id])
+            )
+        )
+    by_key = {a.key: a for a in artifacts}
+    assert {"training-progress", "test-metrics", "run-summary", "validation-summary"} <= set(by_key)
+    assert float(by_key["training-progress"].data) == 100.0
+    summary = str(by_key["run-summary"].data)
+    version = pd.read_parquet(stack.workdir / "forecasts")["model_version"].iloc[0]
+    assert version in summary and "forecast_date=" in summary
+    assert "| promoted | yes |" in summary and "| why | " in summary
+    epoch_lines = [m for m in stack.flow_run_logs(retrain_run.id) if re.match(r"epoch \d+/\d+", m)]
+    epochs = TINY_TRAINING["epochs"]
+    assert [line.split(":")[0] for line in epoch_lines] == [
+        f"epoch {i}/{epochs}" for i in range(1, epochs + 1)
+    ]  # one line per epoch, none per batch
+
+
+def test_the_forecast_deployment_runs_from_the_registry(stack, retrain_run):
+    version = pd.read_parquet(stack.workdir / "forecasts")["model_version"].iloc[0]
+    run = stack.run_deployment(
+        FORECAST,
+        {
+            "parameters": {
+                "data_path": str(stack.data_path),
+                "workspace": {"root": str(stack.workdir)},
+                "model_version": version,
+            }
+        },
+    )
+    assert run.state.is_completed(), f"{run.state!r}\n{stack.log()[-4000:]}"
+    [path] = stack.workdir.glob(f"forecasts/forecast_date=*/run-{run.id}.parquet")
+    forecasts = pd.read_parquet(path)
+    assert set(forecasts["model_version"]) == {version}
+
+
+def test_a_failed_retrain_sends_the_failure_notification(stack):
+    with stack.client() as client:
+        [automation] = client.read_automations_by_name("fusioncast: retrain failed")
+    assert automation.enabled and automation.actions[0].type == "send-notification"
+    run = stack.failed_retrain_run()
+    assert run.state.is_failed(), repr(run.state)
+    deadline = time.monotonic() + 90
+    while not stack.sink.received and time.monotonic() < deadline:
+        time.sleep(1)
+    assert stack.sink.received, "no notification arrived within 90 s of the failed run"
+    [notification] = stack.sink.received
+    assert "retrain" in notification["subject"] and "Failed" in notification["subject"]
+    assert run.name in notification["body"] and str(run.id) in notification["body"]
+
+
+def test_the_serve_alternative_declares_the_same_deployments(monkeypatch):
+    import runpy
+
+    monkeypatch.setenv("FUSIONCAST_TIMEZONE", TIMEZONE)
+    monkeypatch.syspath_prepend(str(REPO))
+    serve = runpy.run_path(str(REPO / "deployments" / "serve.py"))
+    declared = _declared_deployments()
+    for deployment in serve["deployments"]():
+        [schedule] = deployment.schedules
+        assert schedule.schedule.cron == declared[deployment.name]["schedules"][0]["cron"]
+        assert schedule.schedule.timezone == TIMEZONE
+        assert deployment.concurrency_limit == 1
+        assert deployment.enforce_parameter_schema
