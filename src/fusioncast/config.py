@@ -35,6 +35,28 @@ class ModelConfig(BaseModel):
     min_token_count: int = Field(
         2, ge=1, description="A word must appear this often in training text."
     )
+    linear_skip: Literal["none", "zeros", "ridge"] = Field(
+        "none",
+        description=(
+            "Add linear forecasts from the target history (the network then learns a residual "
+            "to them): none; zeros (starts at the last value); ridge (starts at ridges fitted on "
+            "training windows, on the lookback and on the lookback minus its last value, their "
+            "penalties and mix chosen on validation windows)."
+        ),
+    )
+    linear_skip_trainable: bool = Field(
+        True, description="Whether training may move the linear skip's weights."
+    )
+    text_encoder: Literal["lstm", "bag"] = Field(
+        "lstm",
+        description=(
+            "lstm: an LSTM over the tokens before attention pooling; bag: attention pooling "
+            "straight over the token embeddings (a weighted bag of words, for little data)."
+        ),
+    )
+    text_dropout: float = Field(
+        0.0, ge=0.0, lt=1.0, description="Dropout on each text branch's pooled context."
+    )
 
     @field_validator("quantiles")
     @classmethod
@@ -67,6 +89,16 @@ class TrainingConfig(BaseModel):
     validation_fraction: float = Field(0.1, gt=0, lt=1, description="Share for validation.")
     steps_per_epoch: int | None = Field(
         None, ge=1, description="Batches per epoch (None: every training window once)."
+    )
+    weight_decay: float = Field(
+        0.0, ge=0.0, le=1.0, description="Decoupled weight decay (AdamW) when above 0."
+    )
+    keep_initial: bool = Field(
+        False,
+        description=(
+            "Keep the initial weights (the last value, or the linear skip's ridge) when no epoch "
+            "beats their validation loss."
+        ),
     )
     max_validation_windows: int | None = Field(
         50_000,

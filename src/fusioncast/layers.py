@@ -125,6 +125,62 @@ class WindowNormalization(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
+class LinearSkip(keras.layers.Layer):
+    """Linear forecasts from the target history, added to the median forecast in window units.
+
+    Inputs: ``[numeric [B, L, F], location [B, 1], scale [B, 1]]`` (the scaled history, channel 0
+    the target, and the window's location, its last value, and spread). Two linear maps of the
+    target history ``x``: a change from the last value, ``(x - last) @ kernel + bias`` (a ridge on
+    the lookback minus its last value), and a level, ``x @ level_kernel + level_bias`` (a ridge on
+    the lookback, which can revert to the mean). The output mixes them,
+    ``(1 - level_share) * change + level_share * (level - last)``, in window units (divided by the
+    spread), zero in every channel but the median. ``level_share`` is set with the weights (see
+    :func:`fusioncast.training.fit_linear_skip`), never trained. Zero weights and share: the last
+    value.
+    """
+
+    def __init__(self, horizon: int, n_outputs: int = 1, median_index: int = 0, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.horizon = horizon
+        self.n_outputs = n_outputs
+        self.median_index = median_index
+
+    def build(self, input_shape) -> None:
+        lookback = input_shape[0][1]
+        shape = (lookback, self.horizon)
+        self.kernel = self.add_weight(shape=shape, initializer="zeros", name="kernel")
+        self.bias = self.add_weight(shape=(self.horizon,), initializer="zeros", name="bias")
+        self.level_kernel = self.add_weight(shape=shape, initializer="zeros", name="level_kernel")
+        self.level_bias = self.add_weight(
+            shape=(self.horizon,), initializer="zeros", name="level_bias"
+        )
+        self.level_share = self.add_weight(
+            shape=(), initializer="zeros", trainable=False, name="level_share"
+        )
+        self.built = True
+
+    def call(self, inputs):
+        numeric, location, scale = inputs
+        history = numeric[:, :, 0]
+        relative = ops.matmul(history - location, self.kernel) + self.bias
+        level = ops.matmul(history, self.level_kernel) + self.level_bias - location
+        linear = ((1.0 - self.level_share) * relative + self.level_share * level) / scale
+        selector = ops.one_hot(self.median_index, self.n_outputs, dtype=linear.dtype)
+        return ops.expand_dims(linear, -1) * selector
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0][0], self.horizon, self.n_outputs)
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "horizon": self.horizon,
+            "n_outputs": self.n_outputs,
+            "median_index": self.median_index,
+        }
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class MonotoneQuantiles(keras.layers.Layer):
     """Turns raw outputs ``[B, H, Q]`` into quantiles that never cross.
 

@@ -5,10 +5,15 @@ Branches:
       embedding per per-step categorical feature -> LSTM -> last state;
   static: one embedding per static categorical feature;
   text (one branch per text feature): TokenAndAgeEmbedding (mask on padding) -> LSTM (returns
-      sequences, mask kept) -> MaskedAttentionPooling.
+      sequences, mask kept) -> MaskedAttentionPooling; with ``text_encoder="bag"`` the LSTM is
+      left out (attention pooling straight over the token embeddings: a weighted bag of words,
+      which needs far fewer windows to fit than a sequence model, as on short real series).
 The branches are concatenated, layer-normalised, passed
 through a Dense layer, and a zero-initialised output layer gives ``[B, H, Q]`` in window units,
 made non-crossing and mapped back: an untrained model forecasts the last observed value.
+Optionally (``linear_skip``) linear forecasts from the target history are added to the median
+before that, so the network learns a residual to a linear forecaster (ridges on the lookback and
+on the lookback minus its last value, set by training).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import keras
 from fusioncast.config import ModelConfig
 from fusioncast.layers import (
     ForecastDenormalization,
+    LinearSkip,
     MaskedAttentionPooling,
     MonotoneQuantiles,
     TokenAndAgeEmbedding,
@@ -66,6 +72,9 @@ class ModelSpec:
 def embedding_dim(cardinality: int) -> int:
     """Embedding size from a feature's cardinality (grows sub-linearly, at most 16)."""
     return int(min(16, max(2, round(1.6 * cardinality**0.56))))
+
+
+LINEAR_SKIP = "linear_skip"
 
 
 def attention_layer_name(text_index: int) -> str:
@@ -113,10 +122,14 @@ def build_model(spec: ModelSpec) -> keras.Model:
         embedded = TokenAndAgeEmbedding(
             vocabulary_size, lookback, cfg.text_embedding_dim, name=f"text_{i}_embedding"
         )([tokens, age])
-        encoded = keras.layers.LSTM(cfg.text_units, return_sequences=True, name=f"text_{i}_lstm")(
-            embedded
-        )
+        encoded = embedded
+        if cfg.text_encoder == "lstm":
+            encoded = keras.layers.LSTM(
+                cfg.text_units, return_sequences=True, name=f"text_{i}_lstm"
+            )(embedded)
         context, _ = MaskedAttentionPooling(cfg.text_units, name=attention_layer_name(i))(encoded)
+        if cfg.text_dropout > 0:
+            context = keras.layers.Dropout(cfg.text_dropout, name=f"text_{i}_dropout")(context)
         merged.append(context)
 
     features = keras.layers.Concatenate(name="merge")(merged)
@@ -130,14 +143,29 @@ def build_model(spec: ModelSpec) -> keras.Model:
         name="output",
     )(features)
     raw = keras.layers.Reshape((horizon, len(quantiles)), name="output_grid")(raw)
+    if cfg.linear_skip != "none":
+        skip = LinearSkip(
+            horizon,
+            len(quantiles),
+            quantiles.index(0.5),
+            trainable=cfg.linear_skip_trainable,
+            name=LINEAR_SKIP,
+        )([numeric, location, scale])
+        raw = keras.layers.Add(name="residual")([raw, skip])
     ordered = MonotoneQuantiles(quantiles.index(0.5), name="quantiles")(raw)
     forecast = ForecastDenormalization(name="forecast")([ordered, location, scale])
     return keras.Model(inputs=inputs, outputs=forecast, name="fusioncast")
 
 
-def compile_model(model: keras.Model, config: ModelConfig, learning_rate: float) -> keras.Model:
+def compile_model(
+    model: keras.Model, config: ModelConfig, learning_rate: float, weight_decay: float = 0.0
+) -> keras.Model:
     loss = PinballLoss(config.quantiles) if config.loss == "pinball" else PointLoss(config.loss)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate, clipnorm=1.0), loss=loss)
+    if weight_decay > 0:
+        optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay, clipnorm=1.0)
+    else:
+        optimizer = keras.optimizers.Adam(learning_rate, clipnorm=1.0)
+    model.compile(optimizer=optimizer, loss=loss)
     return model
 
 

@@ -1,0 +1,232 @@
+"""Conversion of Time-MMD domain folders into the data contract (fast: no training)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fusioncast.contract import read_dataset
+from fusioncast.timemmd import (
+    STEP_END,
+    TARGET,
+    TIMESTAMP,
+    clean_text,
+    convert_domain,
+    list_domains,
+    mmtsf_boundaries,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("FUSIONCAST_SHARED_DATA", REPO.parent / "shared" / "data"))
+TIME_MMD = SHARED / "time-mmd"
+
+needs_data = pytest.mark.skipif(
+    not (TIME_MMD / "numerical").is_dir(),
+    reason=f"Time-MMD data not found at {TIME_MMD} (set FUSIONCAST_SHARED_DATA to its parent)",
+)
+
+
+def write_domain(root: Path, name: str, numeric: str, report: str | None, search: str | None):
+    (root / "numerical" / name).mkdir(parents=True)
+    (root / "numerical" / name / f"{name}.csv").write_text(numeric)
+    (root / "textual" / name).mkdir(parents=True)
+    for source, text in (("report", report), ("search", search)):
+        if text is not None:
+            (root / "textual" / name / f"{name}_{source}.csv").write_text(text)
+
+
+MONTHLY = """Date,OT,Region,start_date,end_date
+2020-01-01,1.0,north,2020-01-01,2020-01-31
+2020-02-01,2.0,north,2020-02-01,2020-02-29
+2020-03-01,3.0,north,2020-03-01,2020-03-31
+2020-04-01,4.0,north,2020-04-01,2020-04-30
+"""
+
+REPORT = """,start_date,end_date,fact,preds
+0,2019-10-01,2019-10-31,before the series,NA
+1,2020-01-10,2020-01-31,ends with step one,up;NA
+2,2020-01-20,2020-02-01,ends one day into step two,NA (no relevant information)
+3,2020-02-15,2020-03-15,ends mid step three,down
+4,2020-03-20,2020-03-31,also ends with step three,flat
+5,2020-04-20,2020-05-02,ends after the last step,NA
+"""
+
+
+def test_event_goes_to_first_step_ending_at_or_after_it(tmp_path):
+    write_domain(tmp_path, "Toy", MONTHLY, REPORT, None)
+    domain = convert_domain(tmp_path, "Toy")
+    frame = domain.frame
+    assert list(frame[TARGET]) == [1.0, 2.0, 3.0, 4.0]
+    assert list(frame["report_fact"]) == [
+        "ends with step one",
+        "ends one day into step two",
+        "ends mid step three\nalso ends with step three",
+        None,
+    ]
+    assert list(frame["report_preds"]) == ["up", None, "down\nflat", None]
+    # Never text from after the step: every attached event ended by the step's end.
+    assert domain.contract.text == ("report_fact", "report_preds")
+    assert "Region" not in domain.contract.numeric  # a text category, not a number
+    assert domain.frequency == "monthly"
+
+
+def test_date_column_variants_reverse_order_and_text_categories(tmp_path):
+    numeric = """MapDate,AreaOfInterest,OT,D0,ValidStart,ValidEnd
+20200115,Total,30.0,1.5,2020-01-15,2020-01-21
+20200108,Total,20.0,1.0,2020-01-08,2020-01-14
+20200101,Total,10.0,0.5,2020-01-01,2020-01-07
+"""
+    write_domain(tmp_path, "Dry", numeric, None, None)
+    domain = convert_domain(tmp_path, "Dry")
+    frame = domain.frame
+    assert list(frame[TARGET]) == [10.0, 20.0, 30.0]
+    assert frame[TIMESTAMP].is_monotonic_increasing
+    assert list(frame[STEP_END].dt.day) == [7, 14, 21]
+    assert domain.contract.numeric == ("D0",)
+    assert domain.contract.text == ()
+    assert domain.frequency == "weekly"
+
+
+def test_non_finite_targets_dropped_and_missing_end_derived(tmp_path):
+    numeric = """date,OT
+2021-01-04,1.0
+2021-01-11,
+2021-01-18,inf
+2021-01-25,4.0
+2021-02-01,5.0
+"""
+    write_domain(tmp_path, "Gaps", numeric, None, None)
+    frame = convert_domain(tmp_path, "Gaps").frame
+    assert list(frame[TARGET]) == [1.0, 4.0, 5.0]
+    assert frame[STEP_END].iloc[-1] == pd.Timestamp("2021-02-07")
+
+
+def test_repeated_start_keeps_every_row(tmp_path):
+    numeric = """date,start_date,end_date,OT
+2020-12-21,2020-12-21,2020-12-27,1.0
+2020-12-28,2020-12-28,2021-01-03,2.0
+2020-12-28,2020-12-28,2021-01-03,3.0
+2021-01-04,2021-01-04,2021-01-10,4.0
+"""
+    write_domain(tmp_path, "Flu", numeric, None, None)
+    frame = convert_domain(tmp_path, "Flu").frame
+    assert list(frame[TARGET]) == [1.0, 2.0, 3.0, 4.0]
+    assert frame[TIMESTAMP].is_unique and frame[TIMESTAMP].is_monotonic_increasing
+
+
+def test_clean_text():
+    assert clean_text("NA") is None
+    assert clean_text("NA (No relevant information found)") is None
+    assert clean_text("Prices rose.;NA", split=True) == "Prices rose."
+    assert clean_text("National average") == "National average"
+    assert clean_text(None) is None
+
+
+def test_split_matches_mmtsflib_rounding():
+    frame = pd.DataFrame(
+        {"series_id": "x", "timestamp": pd.date_range("2000-01-01", periods=532, freq="MS")}
+    )
+    from fusioncast.contract import DataContract
+
+    contract = DataContract(target="OT")
+    boundaries = mmtsf_boundaries(frame, contract)
+    labels = boundaries.labels(frame["timestamp"])
+    # int(532 * 0.7) = 372 train, int(532 * 0.2) = 106 test, 54 validation
+    assert np.bincount(labels).tolist() == [372, 54, 106]
+
+
+def test_parquet_round_trip(tmp_path):
+    write_domain(tmp_path / "src", "Toy", MONTHLY, REPORT, REPORT)
+    domain = convert_domain(tmp_path / "src", "Toy")
+    path = domain.write_parquet(tmp_path / "toy.parquet")
+    back = read_dataset(path, domain.contract)
+    assert list(back.columns) == domain.contract.all_columns
+    assert back["search_fact"].iloc[0] == "ends with step one"
+
+
+@needs_data
+def test_shared_domains_convert():
+    names = list_domains(TIME_MMD)
+    assert {"Agriculture", "Climate", "Energy", "Health_US", "Traffic"} <= set(names)
+    climate = convert_domain(TIME_MMD, "Climate")
+    assert climate.frame[TIMESTAMP].is_monotonic_increasing
+    assert "AreaOfInterest" not in climate.contract.numeric
+    assert climate.frequency == "weekly"
+    health = convert_domain(TIME_MMD, "Health_US")
+    assert len(health.frame) == 1389  # every row kept, as the protocol counts them
+    agriculture = convert_domain(TIME_MMD, "Agriculture")
+    assert len(agriculture.frame) == 532 and agriculture.frequency == "monthly"
+    for domain in (climate, health, agriculture):
+        frame = domain.frame
+        for column in domain.contract.text:
+            has_text = frame[column].notna().to_numpy()
+            assert has_text.any()
+
+
+@needs_data
+def test_renamed_copy_converts_without_code_changes(tmp_path):
+    source, name = "Traffic", "RoadMiles"
+    for kind, suffixes in (("numerical", [""]), ("textual", ["_report", "_search"])):
+        (tmp_path / kind / name).mkdir(parents=True)
+        for suffix in suffixes:
+            shutil.copy(
+                TIME_MMD / kind / source / f"{source}{suffix}.csv",
+                tmp_path / kind / name / f"{name}{suffix}.csv",
+            )
+    assert list_domains(tmp_path) == [name]
+    renamed = convert_domain(tmp_path, name)
+    original = convert_domain(TIME_MMD, source)
+    columns = [c for c in original.frame.columns if c != "series_id"]
+    pd.testing.assert_frame_equal(renamed.frame[columns], original.frame[columns])
+    assert renamed.frame["series_id"].unique().tolist() == [name]
+
+
+def test_ridge_skip_model_starts_at_the_ridge_and_reloads(tmp_path):
+    """With ``linear_skip="ridge"`` an untrained model forecasts the mix of the two ridges."""
+    from fusioncast.config import ModelConfig
+    from fusioncast.model import LINEAR_SKIP, ModelSpec, build_model, load_model, save_model
+    from fusioncast.split import TRAIN, VALIDATION
+    from fusioncast.training import fit_linear_skip
+    from fusioncast.windows import gather_inputs, window_origins
+
+    if str(REPO / "benchmarks") not in sys.path:
+        sys.path.insert(0, str(REPO / "benchmarks"))
+    from _synthetic import synthetic_arrays
+
+    arrays = synthetic_arrays(1, 300, 1, vocabulary=50, seed=4)
+    config = ModelConfig(
+        lookback=8,
+        horizon=3,
+        loss="mse",
+        linear_skip="ridge",
+        text_encoder="bag",
+        numeric_units=4,
+        text_units=4,
+        text_embedding_dim=4,
+        hidden_units=4,
+        max_text_tokens=16,
+    )
+    spec = ModelSpec(config, n_numeric=1, text_vocabulary_sizes=[50])
+    train = window_origins(arrays, 8, 3, TRAIN)
+    validation = window_origins(arrays, 8, 3, VALIDATION)
+    weights = fit_linear_skip(arrays, train, validation, config)
+    model = build_model(spec)
+    model.get_layer(LINEAR_SKIP).set_weights(weights)
+    kernel, bias, level_kernel, level_bias, share = weights
+    inputs = gather_inputs(arrays, validation, 8, 16)
+    forecast = np.asarray(model.predict(inputs, verbose=0))[..., 0]
+    history = arrays.numeric[validation[:, None] + np.arange(-7, 1), 0].astype(np.float64)
+    last = history[:, -1:]
+    relative = last + (history - last) @ kernel + bias
+    level = history @ level_kernel + level_bias
+    expected = (1 - share) * relative + share * level
+    np.testing.assert_allclose(forecast, expected, rtol=1e-4, atol=1e-4)
+    save_model(model, tmp_path / "m.keras")
+    reloaded = np.asarray(load_model(tmp_path / "m.keras").predict(inputs, verbose=0))[..., 0]
+    np.testing.assert_allclose(reloaded, forecast, rtol=1e-5, atol=1e-5)
