@@ -111,3 +111,17 @@ def test_killed_training_resumes_after_its_last_completed_epoch(tmp_path):
     epochs = [line for line in second.stdout.splitlines() if line.startswith("EPOCH")]
     assert epochs == ["EPOCH 3", "EPOCH 4", "EPOCH 5", "EPOCH 6"]
     assert not backup.exists() or not any(backup.iterdir())  # backup removed once finished
+
+
+def test_concurrent_runs_never_share_a_backup_directory(tmp_path):
+    from fusioncast.training import claim_backup_dir
+
+    base = tmp_path / "checkpoints" / "retrain-abc"
+    with claim_backup_dir(base) as first, claim_backup_dir(base) as second:
+        assert first == base
+        assert second != base and second.parent == base.parent
+    # Released (as by a finished or killed run): the next run resumes from the same directory.
+    with claim_backup_dir(base) as again:
+        assert again == base
+    with claim_backup_dir(None) as nothing:
+        assert nothing is None

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import fcntl
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -134,6 +137,7 @@ def train_model(
         shuffle=True,
         seed=training.seed,
         shuffle_text=shuffle_text,
+        text_dropout=training.text_window_dropout,
         steps_per_epoch=training.steps_per_epoch,
     )
     validation_data = sampler(
@@ -153,20 +157,21 @@ def train_model(
             monitor="val_loss", factor=0.5, patience=max(1, training.patience // 2), min_lr=1e-5
         ),
     ]
-    if backup_dir is not None:
-        callbacks.append(keras.callbacks.BackupAndRestore(str(backup_dir), delete_checkpoint=True))
-    if on_epoch is not None:
-        callbacks.append(EpochReporter(on_epoch))
     initial = None
     if training.keep_initial:
         initial = (float(model.evaluate(validation_data, verbose=0)), model.get_weights())
-    fitted = model.fit(
-        train_data,
-        validation_data=validation_data,
-        epochs=training.epochs,
-        callbacks=callbacks,
-        verbose=verbose,
-    )
+    with claim_backup_dir(backup_dir) as claimed:
+        if claimed is not None:
+            callbacks.append(keras.callbacks.BackupAndRestore(str(claimed), delete_checkpoint=True))
+        if on_epoch is not None:  # after the backup: a reported epoch is a saved one
+            callbacks.append(EpochReporter(on_epoch))
+        fitted = model.fit(
+            train_data,
+            validation_data=validation_data,
+            epochs=training.epochs,
+            callbacks=callbacks,
+            verbose=verbose,
+        )
     history = {k: [float(v) for v in values] for k, values in fitted.history.items()}
     val_loss = history.get("val_loss", [])
     best = int(np.argmin(val_loss)) + 1 if val_loss else 0
@@ -174,6 +179,38 @@ def train_model(
         model.set_weights(initial[1])
         best = 0
     return TrainingResult(model, history, best, len(val_loss))
+
+
+@contextlib.contextmanager
+def claim_backup_dir(path: Path | None) -> Iterator[Path | None]:
+    """The backup directory this run may use, held (``flock``) while it trains.
+
+    ``path`` itself when no live run holds it: a run killed part-way released it, so the next run
+    on the same data resumes from its backup. When another run is training with it right now, a
+    fresh directory beside it, so that concurrent runs never share (or delete) each other's backup.
+    """
+    if path is None:
+        yield None
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for candidate in (path, path.with_name(f"{path.name}-{uuid.uuid4().hex[:8]}")):
+        lock = candidate.with_name(f".{candidate.name}.lock")
+        handle = open(lock, "a+")  # noqa: SIM115 - held for the whole fit
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            continue
+        try:
+            yield candidate
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            handle.close()
+            if candidate != path:  # a one-off directory: nobody resumes from it
+                lock.unlink(missing_ok=True)
+        return
+    raise RuntimeError("unreachable: a fresh backup directory is never locked")
 
 
 def _history(arrays: SeriesArrays, origins: np.ndarray, lookback: int) -> np.ndarray:
