@@ -77,17 +77,25 @@ def test_text_window_holds_the_most_recent_tokens_of_the_lookback(built, small_m
         assert (np.diff(age[b, 1 : 1 + n]) <= 0).all()  # time order: oldest first
 
 
+def _one_batch(arrays, origins, config, **options):
+    """All ``origins`` as one batch of a sampler shaped by ``config``."""
+    sampler = WindowSampler(
+        arrays,
+        origins,
+        lookback=config.lookback,
+        horizon=config.horizon,
+        max_text_tokens=config.max_text_tokens,
+        batch_size=len(origins),
+        **options,
+    )
+    return sampler[0]
+
+
 def test_shuffled_text_takes_text_from_other_windows_and_keeps_numbers(built, small_model_config):
     _, arrays = built
     origins = window_origins(arrays, small_model_config.lookback, small_model_config.horizon, TRAIN)
-    kwargs = dict(
-        lookback=small_model_config.lookback,
-        horizon=small_model_config.horizon,
-        max_text_tokens=small_model_config.max_text_tokens,
-        batch_size=len(origins),
-    )
-    plain_x, plain_y = WindowSampler(arrays, origins, **kwargs)[0]
-    shuffled_x, shuffled_y = WindowSampler(arrays, origins, shuffle_text=True, **kwargs)[0]
+    plain_x, plain_y = _one_batch(arrays, origins, small_model_config)
+    shuffled_x, shuffled_y = _one_batch(arrays, origins, small_model_config, shuffle_text=True)
     np.testing.assert_array_equal(plain_x["numeric"], shuffled_x["numeric"])
     np.testing.assert_array_equal(plain_y, shuffled_y)
     differs = (plain_x["text_0_tokens"] != shuffled_x["text_0_tokens"]).any(axis=1).mean()
@@ -96,6 +104,23 @@ def test_shuffled_text_takes_text_from_other_windows_and_keeps_numbers(built, sm
     assert sorted(map(tuple, plain_x["text_0_tokens"])) == sorted(
         map(tuple, shuffled_x["text_0_tokens"])
     )
+
+
+def test_text_removal_leaves_only_the_begin_marker_and_keeps_numbers(built, small_model_config):
+    _, arrays = built
+    origins = window_origins(arrays, small_model_config.lookback, small_model_config.horizon, TEST)
+    plain_x, _ = _one_batch(arrays, origins, small_model_config)
+    removed_x, _ = _one_batch(arrays, origins, small_model_config, without_text=True)
+    dropped_x, _ = _one_batch(arrays, origins, small_model_config, text_dropout=0.5)
+    np.testing.assert_array_equal(plain_x["numeric"], dropped_x["numeric"])
+    assert (removed_x["text_0_tokens"][:, 0] == BOS).all()
+    assert (removed_x["text_0_tokens"][:, 1:] == PAD).all()
+    assert (removed_x["text_0_age"][:, 1:] == small_model_config.lookback).all()
+    had_text = (plain_x["text_0_tokens"][:, 1:] != PAD).any(axis=1)
+    blanked = (dropped_x["text_0_tokens"][:, 1:] == PAD).all(axis=1) & had_text
+    kept = (dropped_x["text_0_tokens"] == plain_x["text_0_tokens"]).all(axis=1)
+    assert (blanked | kept).all()  # a window keeps all its text or none of it
+    assert 0.3 < blanked.sum() / had_text.sum() < 0.7
 
 
 def test_sampler_covers_every_window_once_per_epoch_and_reshuffles(built, small_model_config):

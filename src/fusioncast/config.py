@@ -93,6 +93,15 @@ class TrainingConfig(BaseModel):
     weight_decay: float = Field(
         0.0, ge=0.0, le=1.0, description="Decoupled weight decay (AdamW) when above 0."
     )
+    text_window_dropout: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description=(
+            "Share of training windows whose text is removed (drawn per batch), so the model "
+            "still forecasts well when text is missing."
+        ),
+    )
     keep_initial: bool = Field(
         False,
         description=(

@@ -188,6 +188,8 @@ class WindowSampler(keras.utils.PyDataset):
         shuffle_text: give every window the text of another window (a control that keeps the
             text distribution but breaks its link with the series).
         without_text: give every window an empty text (the text-removed control).
+        text_dropout: share of windows served with an empty text, drawn anew for every batch
+            (training only: teaches the model to forecast when the text is missing).
         with_targets: yield ``(inputs, targets)``; otherwise inputs only.
         steps_per_epoch: serve this many batches per epoch (sampling windows anew each epoch).
     """
@@ -204,6 +206,7 @@ class WindowSampler(keras.utils.PyDataset):
         shuffle: bool = False,
         shuffle_text: bool = False,
         without_text: bool = False,
+        text_dropout: float = 0.0,
         with_targets: bool = True,
         steps_per_epoch: int | None = None,
         seed: int = 0,
@@ -217,7 +220,8 @@ class WindowSampler(keras.utils.PyDataset):
         self.lookback, self.horizon, self.max_text_tokens = lookback, horizon, max_text_tokens
         self.batch_size = batch_size
         self.shuffle, self.shuffle_text, self.with_targets = shuffle, shuffle_text, with_targets
-        self.without_text = without_text
+        self.without_text, self.text_dropout = without_text, text_dropout
+        self._dropout_rng = np.random.default_rng(seed + 2)
         self.steps_per_epoch = steps_per_epoch
         self._rng = np.random.default_rng(seed)
         self._positions = np.arange(len(self.origins))
@@ -256,6 +260,11 @@ class WindowSampler(keras.utils.PyDataset):
             text_origins,
             without_text=self.without_text,
         )
+        if self.text_dropout > 0 and self.arrays.text:
+            blank = self._dropout_rng.random(len(origins)) < self.text_dropout
+            for i in range(len(self.arrays.text)):
+                inputs[f"text_{i}_tokens"][blank, 1:] = PAD
+                inputs[f"text_{i}_age"][blank, 1:] = self.lookback
         if not self.with_targets:
             return (inputs,)
         return inputs, gather_targets(self.arrays, origins, self.horizon)
