@@ -38,16 +38,6 @@ pytestmark = pytest.mark.slow
 LOOKBACK, HORIZON = 14, 7
 SERIES = ["S01-bakery", "S01-dairy", "S02-bakery", "S02-dairy"]
 DAYS = 120  # 2023-01-02 .. 2023-05-01 per series
-MODEL = {
-    "lookback": LOOKBACK,
-    "horizon": HORIZON,
-    "numeric_units": 8,
-    "text_units": 8,
-    "text_embedding_dim": 8,
-    "hidden_units": 16,
-    "max_text_tokens": 16,
-    "min_token_count": 1,
-}
 TRAINING = {"epochs": 1, "batch_size": 64, "steps_per_epoch": 2, "patience": 1}
 
 
@@ -86,13 +76,16 @@ def params_file(directory: Path, payload: dict[str, Any]) -> Path:
 
 
 @pytest.fixture(scope="module")
-def workspace(prefect_server, tmp_path_factory) -> Workspace:
+def workspace(prefect_server, tmp_path_factory, tiny_model_settings) -> Workspace:
     from flows.cli import main, run
+
+    # The cases below are built for this window shape.
+    assert (tiny_model_settings["lookback"], tiny_model_settings["horizon"]) == (LOOKBACK, HORIZON)
 
     root = tmp_path_factory.mktemp("corpus")
     data = root / "data.parquet"
     base_frame().to_parquet(data, index=False)
-    params = params_file(root, {"model": MODEL, "training": TRAINING})
+    params = params_file(root, {"model": tiny_model_settings, "training": TRAINING})
     args = ["--data", str(data), "--workdir", str(root / "out"), "--params", str(params)]
     assert main(["retrain", *args]) == 0
     space = Workspace(root, data)
@@ -443,11 +436,11 @@ def test_quarantine_publishes_the_remaining_series(workspace, tmp_path):
     assert str(report_dir / "data_docs" / "index.html") in summary
 
 
-def test_retrain_on_bad_data_registers_nothing(workspace, tmp_path, capfd):
+def test_retrain_on_bad_data_registers_nothing(workspace, tmp_path, capfd, tiny_model_settings):
     from flows.cli import main
 
     data = nan_target(base_frame(), tmp_path / "input.parquet")
-    params = params_file(tmp_path, {"model": MODEL, "training": TRAINING})
+    params = params_file(tmp_path, {"model": tiny_model_settings, "training": TRAINING})
     models, forecasts = workspace.digests()
     capfd.readouterr()
     status = main(

@@ -191,7 +191,7 @@ def test_ridge_skip_model_starts_at_the_ridge_and_reloads(tmp_path):
     """With ``linear_skip="ridge"`` an untrained model forecasts the mix of the two ridges."""
     from fusioncast.config import ModelConfig
     from fusioncast.model import LINEAR_SKIP, ModelSpec, build_model, load_model, save_model
-    from fusioncast.split import TRAIN, VALIDATION
+    from fusioncast.split import VALIDATION
     from fusioncast.training import fit_linear_skip
     from fusioncast.windows import gather_inputs, window_origins
 
@@ -213,9 +213,8 @@ def test_ridge_skip_model_starts_at_the_ridge_and_reloads(tmp_path):
         max_text_tokens=16,
     )
     spec = ModelSpec(config, n_numeric=1, text_vocabulary_sizes=[50])
-    train = window_origins(arrays, 8, 3, TRAIN)
     validation = window_origins(arrays, 8, 3, VALIDATION)
-    weights = fit_linear_skip(arrays, train, validation, config)
+    weights = fit_linear_skip(arrays, config)
     model = build_model(spec)
     model.get_layer(LINEAR_SKIP).set_weights(weights)
     kernel, bias, level_kernel, level_bias, share = weights

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -10,6 +9,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from tiny_pipeline import child_env
 
 from fusioncast.demo import DEMO_CONTRACT as C
 from fusioncast.split import split_by_time
@@ -54,26 +54,18 @@ RESUMABLE_RUN = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from fusioncast.config import ModelConfig, TrainingConfig
-    from fusioncast.demo import DEMO_CONTRACT as C, generate_demo_frame
-    from fusioncast.split import split_by_time
-    from fusioncast.state import ForecastingState, fit_scaler, fit_vocabularies
+    from fusioncast.config import TrainingConfig
     from fusioncast.training import train_model
+    from tiny_pipeline import tiny_state_and_arrays
 
-    frame = generate_demo_frame(n_stores=1, n_categories=2, n_days=160, seed=2)
-    config = ModelConfig(lookback=14, horizon=3, numeric_units=4, text_units=4,
-                         text_embedding_dim=4, hidden_units=8, max_text_tokens=8)
-    boundaries = split_by_time(frame, C)
-    encoder, tokenizers = fit_vocabularies(frame, C, boundaries, config)
-    scaler = fit_scaler(frame, C, boundaries)
-    state = ForecastingState.create(C, scaler, encoder, tokenizers, config)
+    state, arrays = tiny_state_and_arrays()
 
     def report(epoch, logs):
         print(f"EPOCH {epoch}", flush=True)
         time.sleep(0.3)
 
     result = train_model(
-        state.arrays(frame, boundaries), state.spec,
+        arrays, state.spec,
         TrainingConfig(epochs=6, batch_size=16, steps_per_epoch=3, patience=100),
         backup_dir=Path(sys.argv[1]), on_epoch=report,
     )
@@ -86,7 +78,7 @@ def test_killed_training_resumes_after_its_last_completed_epoch(tmp_path):
     script = tmp_path / "train.py"
     script.write_text(RESUMABLE_RUN)
     backup = tmp_path / "backup"
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = child_env()
     first = subprocess.Popen(
         [sys.executable, str(script), str(backup)], stdout=subprocess.PIPE, text=True, env=env
     )

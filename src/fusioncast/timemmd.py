@@ -34,7 +34,7 @@ import pandas as pd
 
 from fusioncast.contract import DataContract
 from fusioncast.errors import DataValidationError
-from fusioncast.split import SplitBoundaries
+from fusioncast.split import SplitBoundaries, split_at
 
 TARGET = "OT"
 SERIES_ID = "series_id"
@@ -285,12 +285,12 @@ def mmtsf_boundaries(
     n_validation = n - n_train - n_test
     if min(n_train, n_test, n_validation) < 1:
         raise DataValidationError("split_enough_steps", contract.timestamp, n, "too few steps")
-    boundaries = SplitBoundaries(
-        pd.Timestamp(times[n_train - 1]), pd.Timestamp(times[n_train + n_validation - 1]), {}
+    return split_at(
+        frame,
+        contract,
+        train_end=pd.Timestamp(times[n_train - 1]),
+        validation_end=pd.Timestamp(times[n_train + n_validation - 1]),
     )
-    series = str(frame[contract.series_id].iloc[0]) if contract.series_id else "series"
-    per_series = {series: {"train": n_train, "validation": n_validation, "test": n_test}}
-    return SplitBoundaries(boundaries.train_end, boundaries.validation_end, per_series)
 
 
 def _regular_step(starts: pd.Series) -> pd.DateOffset | pd.Timedelta:

@@ -13,6 +13,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from fusioncast.baselines import RidgeBaseline
 from fusioncast.config import ModelConfig, TrainingConfig
 from fusioncast.errors import DataValidationError
 from fusioncast.model import LINEAR_SKIP, ModelSpec, build_model, compile_model
@@ -20,8 +21,6 @@ from fusioncast.split import TRAIN, VALIDATION
 from fusioncast.windows import SeriesArrays, WindowSampler, gather_targets, window_origins
 
 HISTORY_VERSION = 1
-#: Penalties tried for the ridge that initialises the linear skip (chosen on validation windows).
-SKIP_ALPHAS = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0)
 
 
 @dataclass
@@ -127,7 +126,7 @@ def train_model(
         build_model(spec), cfg, training.learning_rate, weight_decay=training.weight_decay
     )
     if cfg.linear_skip == "ridge":
-        weights = fit_linear_skip(arrays, train_origins, validation_origins, cfg)
+        weights = fit_linear_skip(arrays, cfg)
         model.get_layer(LINEAR_SKIP).set_weights(weights)
     train_data = sampler(
         arrays,
@@ -213,56 +212,31 @@ def claim_backup_dir(path: Path | None) -> Iterator[Path | None]:
     raise RuntimeError("unreachable: a fresh backup directory is never locked")
 
 
-def _history(arrays: SeriesArrays, origins: np.ndarray, lookback: int) -> np.ndarray:
-    """Scaled target history ``[B, L]`` of each window (oldest first), float64."""
-    return arrays.numeric[origins[:, None] + np.arange(-lookback + 1, 1), 0].astype(np.float64)
+def fit_linear_skip(arrays: SeriesArrays, config: ModelConfig) -> list[np.ndarray]:
+    """Weights of the :class:`~fusioncast.layers.LinearSkip` layer from the two ridge baselines.
 
-
-def _ridge_path(x: np.ndarray, y: np.ndarray) -> list[tuple[float, np.ndarray]]:
-    """Ridge weights ``[L + 1, H]`` (intercept last, not shrunk) for every penalty of the grid."""
-    design = np.concatenate([x, np.ones((len(x), 1))], axis=1)
-    gram, cross = design.T @ design, design.T @ y
-    penalty = np.eye(len(gram))
-    penalty[-1, -1] = 0.0
-    return [
-        (alpha, np.linalg.solve(gram + alpha * len(design) * penalty, cross))
-        for alpha in SKIP_ALPHAS
-    ]
-
-
-def fit_linear_skip(
-    arrays: SeriesArrays,
-    train_origins: np.ndarray,
-    validation_origins: np.ndarray,
-    config: ModelConfig,
-) -> list[np.ndarray]:
-    """Weights of the :class:`~fusioncast.layers.LinearSkip` layer from two ridges.
-
-    Both are fitted on the training windows, on the scaled target: one from the history minus its
-    last value to the future minus it (a change), one from the history to the future (a level).
-    Each one's penalty (relative to the number of windows; the intercept is not shrunk), then
-    their mix (level share 0, 1/2 or 1), is the one of lowest validation MSE on the
-    scaled target. Returns ``[kernel, bias, level_kernel, level_bias, level_share]`` (float32).
+    The ridge on the lookback minus its last value (a change) and the ridge on the lookback (a
+    level), each fitted on the training windows with its penalty chosen on the validation windows
+    (:class:`~fusioncast.baselines.RidgeBaseline`); then their mix (level share 0, 1/2 or 1) of
+    lowest validation MSE on the scaled target. Returns ``[kernel, bias, level_kernel,
+    level_bias, level_share]`` (float32).
     """
     lookback, horizon = config.lookback, config.horizon
-    history = _history(arrays, train_origins, lookback)
-    last = history[:, -1:]
-    future = gather_targets(arrays, train_origins, horizon).astype(np.float64)
-    v_history = _history(arrays, validation_origins, lookback)
-    v_last = v_history[:, -1:]
-    actual = gather_targets(arrays, validation_origins, horizon).astype(np.float64)
-
-    def best(candidates):
-        scored = [(float(np.mean((f - actual) ** 2)), w, f) for w, f in candidates]
-        return min(scored, key=lambda item: item[0])
-
-    relative = best(
-        (w, v_last + (v_history - v_last) @ w[:-1] + w[-1])
-        for _, w in _ridge_path(history - last, future - last)
+    relative = RidgeBaseline.fit(arrays, lookback, horizon, normalised=True)
+    level = RidgeBaseline.fit(arrays, lookback, horizon, normalised=False)
+    validation = window_origins(arrays, lookback, horizon, VALIDATION)
+    actual = gather_targets(arrays, validation, horizon).astype(np.float64)
+    from_change = relative.predict(arrays, validation)
+    from_level = level.predict(arrays, validation)
+    share = min(
+        (0.0, 0.5, 1.0),
+        key=lambda s: float(np.mean(((1 - s) * from_change + s * from_level - actual) ** 2)),
     )
-    level = best((w, v_history @ w[:-1] + w[-1]) for _, w in _ridge_path(history, future))
-    share = best(
-        (share, (1 - share) * relative[2] + share * level[2]) for share in (0.0, 0.5, 1.0)
-    )[1]
-    weights = [relative[1][:-1], relative[1][-1], level[1][:-1], level[1][-1], np.array(share)]
+    weights = [
+        relative.weights[:-1],
+        relative.weights[-1],
+        level.weights[:-1],
+        level.weights[-1],
+        np.array(share),
+    ]
     return [np.asarray(w, dtype=np.float32) for w in weights]

@@ -735,18 +735,14 @@ class _Validation:
         short = (usable < self.min_length) & ~bad_series
         column = contract.series_id or stamp
         expectation = checks[2].expectation_type
+
+        def length_rule(count: int, **details) -> RuleResult:
+            return _rule("series_min_length", column, count, expectation=expectation, **details)
+
         if length.success and not short.any():
-            self.add(_rule("series_min_length", column, 0, expectation=expectation))
+            self.add(length_rule(0))
         elif not (~bad_series & ~short).any():
-            self.add(
-                _rule(
-                    "series_min_length",
-                    column,
-                    int(short.sum()),
-                    _short_example(summary, short),
-                    expectation=expectation,
-                )
-            )
+            self.add(length_rule(int(short.sum()), example=_short_example(summary, short)))
             self.note = f"no series has the {self.min_length} steps needed" + (
                 " after quarantine" if bad_series.any() else ""
             )
@@ -754,19 +750,14 @@ class _Validation:
         elif short.any():
             self.excluded = {str(names[i]): int(usable[i]) for i in series_codes[short]}
             self.add(
-                _rule(
-                    "series_min_length",
-                    column,
-                    int(short.sum()),
-                    _short_example(summary, short),
-                    action=EXCLUDED,
-                    expectation=expectation,
+                length_rule(
+                    int(short.sum()), example=_short_example(summary, short), action=EXCLUDED
                 )
             )
             if self.quarantine:
                 self.set_aside(out, short[codes], "series_min_length", column)
         else:
-            self.add(_rule("series_min_length", column, 0, expectation=expectation))
+            self.add(length_rule(0))
         keep = ~(bad_series | short)[codes]
         return out if keep.all() else out[keep]
 
