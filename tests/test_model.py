@@ -146,3 +146,48 @@ def test_point_loss_model_has_a_single_output_channel(spec):
     model = compile_model(build_model(ModelSpec(config, n_numeric=2)), config, 1e-3)
     x = {"numeric": np.zeros((3, LOOKBACK, 2), dtype="float32")}
     assert model.predict(x, verbose=0).shape == (3, HORIZON, 1)
+
+
+@pytest.fixture(scope="module")
+def additive(spec) -> keras.Model:
+    """A trained model whose text branches add gated corrections (``text_fusion="additive"``)."""
+    config = spec.config.model_copy(update={"text_fusion": "additive"})
+    additive_spec = ModelSpec(config, **{k: v for k, v in vars(spec).items() if k != "config"})
+    keras.utils.set_random_seed(3)
+    model = compile_model(build_model(additive_spec), config, 1e-2)
+    x = _inputs(64, seed=3)
+    y = np.random.default_rng(4).normal(size=(64, HORIZON)).astype("float32")
+    model.fit(x, y, epochs=5, batch_size=16, verbose=0)
+    return model
+
+
+def _scramble_text_weights(model: keras.Model) -> keras.Model:
+    """A copy of ``model`` with every text-branch weight replaced by random values."""
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    rng = np.random.default_rng(11)
+    for layer in copy.layers:
+        if layer.name.startswith("text_") and layer.weights:
+            layer.set_weights([rng.normal(size=w.shape).astype("float32") for w in layer.weights])
+    return copy
+
+
+def test_additive_text_leaves_windows_without_text_to_the_numeric_model(additive):
+    """A window whose text is missing (a feed that stopped) ignores the text branches entirely."""
+    scrambled = _scramble_text_weights(additive)
+    empty = _inputs(6, seed=12, n_text_tokens=0)
+    np.testing.assert_allclose(
+        scrambled.predict(empty, verbose=0), additive.predict(empty, verbose=0), atol=1e-5
+    )
+    with_text = _inputs(6, seed=12, n_text_tokens=3)
+    gap = np.abs(scrambled.predict(with_text, verbose=0) - additive.predict(with_text, verbose=0))
+    assert gap.max() > 1e-3  # where there is text, the text branches do act
+
+
+def test_additive_text_model_saves_and_loads_with_safe_mode(additive, tmp_path):
+    path = tmp_path / "additive.keras"
+    additive.save(path)
+    x = _inputs(8, seed=13)
+    np.testing.assert_array_equal(
+        load_model(path).predict(x, verbose=0), additive.predict(x, verbose=0)
+    )

@@ -229,3 +229,94 @@ def test_ridge_skip_model_starts_at_the_ridge_and_reloads(tmp_path):
     save_model(model, tmp_path / "m.keras")
     reloaded = np.asarray(load_model(tmp_path / "m.keras").predict(inputs, verbose=0))[..., 0]
     np.testing.assert_allclose(reloaded, forecast, rtol=1e-5, atol=1e-5)
+
+
+def test_ridge_skip_refit_on_training_and_validation_windows():
+    """With the refit, penalties chosen on validation, then both ridges learn from its steps."""
+    from fusioncast.baselines import RidgeBaseline
+    from fusioncast.config import ModelConfig
+    from fusioncast.split import TEST, TRAIN, VALIDATION
+    from fusioncast.training import fit_linear_skip
+    from fusioncast.windows import window_origins
+
+    if str(REPO / "benchmarks") not in sys.path:
+        sys.path.insert(0, str(REPO / "benchmarks"))
+    from _synthetic import synthetic_arrays
+
+    arrays = synthetic_arrays(1, 300, 1, vocabulary=50, seed=5)
+    config = ModelConfig(lookback=8, horizon=3, loss="mse", linear_skip="ridge")
+    unrefitted = fit_linear_skip(arrays, config)
+    train_only = RidgeBaseline.fit(arrays, 8, 3, normalised=True)
+    np.testing.assert_allclose(unrefitted[0], train_only.weights[:-1], rtol=1e-5, atol=1e-6)
+    config = config.model_copy(update={"linear_skip_refit": True})
+    kernel, bias, level_kernel, level_bias, _ = fit_linear_skip(arrays, config)
+    origins = window_origins(arrays, 8, 3)
+    seen = origins[arrays.split[origins + 3] <= VALIDATION]
+    assert (arrays.split[seen + 3] == VALIDATION).any() and (arrays.split[seen] == TRAIN).any()
+    assert not (arrays.split[seen + 3] == TEST).any()
+    refitted = train_only.refit(arrays, seen)
+    np.testing.assert_allclose(kernel, refitted.weights[:-1], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(bias, refitted.weights[-1], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(kernel, train_only.weights[:-1], atol=1e-6)
+    level = RidgeBaseline.fit(arrays, 8, 3, normalised=False).refit(arrays, seen)
+    np.testing.assert_allclose(level_kernel, level.weights[:-1], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(level_bias, level.weights[-1], rtol=1e-5, atol=1e-6)
+
+
+@needs_data
+def test_benchmark_runs_on_an_unseen_domain_folder(tmp_path, capsys):
+    """The benchmark takes any folder in the Time-MMD layout: a renamed copy, no code change."""
+    name = "RoadMiles"
+    for kind, suffixes in (("numerical", [""]), ("textual", ["_report", "_search"])):
+        (tmp_path / kind / name).mkdir(parents=True)
+        for suffix in suffixes:
+            shutil.copy(
+                TIME_MMD / kind / "Traffic" / f"Traffic{suffix}.csv",
+                tmp_path / kind / name / f"{name}{suffix}.csv",
+            )
+    if str(REPO / "benchmarks") not in sys.path:
+        sys.path.insert(0, str(REPO / "benchmarks"))
+    import time_mmd
+
+    saved = tmp_path / "runs.json"
+    time_mmd.main(
+        ["--data", str(tmp_path), "--seeds", "1", "--horizons", "6", "--json", str(saved)]
+        + ["--set", "training.epochs=2"]
+    )
+    printed = capsys.readouterr().out
+    runs = pd.DataFrame(__import__("json").loads(saved.read_text())["runs"])
+    assert set(runs["domain"]) == {name} and set(runs["horizon"]) == {6}
+    expected = {"fusioncast", "no text", "shuffled text", *time_mmd.BASELINES.values()}
+    assert set(runs["model"]) == expected
+    assert runs[["mse_1", "mse_2", "mae_2"]].notna().all().all()
+    full = runs[runs["model"] == "fusioncast"]
+    assert full["mse_2_text_removed"].notna().all()
+    # The report names the domain, its best baseline and the text verdict.
+    assert f"| {name} | 6 | " in printed and "what the text adds" in printed
+    assert "fusioncast at or below the best baseline on" in printed
+
+
+@needs_data
+def test_nested_scoring_scores_the_validation_steps_out_of_sample(tmp_path):
+    """``--nested``: the test split is the validation steps, training never sees them."""
+    if str(REPO / "benchmarks") not in sys.path:
+        sys.path.insert(0, str(REPO / "benchmarks"))
+    import time_mmd
+
+    from fusioncast.split import TEST, TRAIN, VALIDATION
+
+    domain = convert_domain(TIME_MMD, "Traffic")
+    settings = time_mmd.SETTINGS[domain.frequency]
+    plain = time_mmd.prepare(domain, 6, settings, tmp_path)
+    nested = time_mmd.prepare(domain, 6, settings, tmp_path, nested=True)
+
+    def horizon_times(case, split):
+        origins = case.origins[split]
+        return case.arrays.timestamps[origins[:, None] + np.arange(1, 7)]
+
+    np.testing.assert_array_equal(horizon_times(nested, TEST), horizon_times(plain, VALIDATION))
+    split = nested.arrays.split
+    n_validation = int((plain.arrays.split == VALIDATION).sum())
+    assert (split == VALIDATION).sum() == (split == TEST).sum() == n_validation
+    assert split.tolist() == sorted(split.tolist())  # train, then validation, then test
+    assert (split == TRAIN).sum() == (plain.arrays.split == TRAIN).sum() - n_validation

@@ -50,6 +50,23 @@ def test_early_stopping_keeps_the_best_epoch(prepared, fast_training):
     assert result.best_epoch == int(np.argmin(result.history["val_loss"])) + 1
 
 
+def test_keep_initial_needs_training_to_beat_the_start_by_the_margin(prepared, fast_training):
+    """A model that does not beat its start (here the last value) by the margin is not kept."""
+    state, arrays = prepared
+    training = fast_training.model_copy(update={"epochs": 4, "keep_initial": True})
+    trained = train_model(arrays, state.spec, training)
+    assert trained.best_epoch > 0  # on the demo data a few epochs beat the last value ...
+    strict = train_model(
+        arrays, state.spec, training.model_copy(update={"keep_initial_margin": 0.9})
+    )
+    assert strict.best_epoch == 0  # ... but not by 90 %: the start is kept
+    origins = forecast_origins(arrays, 21)
+    forecast = strict.model.predict(gather_inputs(arrays, origins, 21, 24), verbose=0)
+    median = forecast[..., state.spec.config.quantiles.index(0.5)]
+    last = np.repeat(arrays.numeric[origins, 0][:, None], median.shape[1], axis=1)
+    np.testing.assert_allclose(median, last, atol=1e-5)
+
+
 RESUMABLE_RUN = textwrap.dedent(
     """
     import sys, time

@@ -64,14 +64,9 @@ class RidgeBaseline:
     ) -> RidgeBaseline:
         train = window_origins(arrays, lookback, horizon, TRAIN)
         validation = window_origins(arrays, lookback, horizon, VALIDATION)
-        x, y = _design(arrays, train, lookback, horizon, normalised)
-        gram, cross = x.T @ x, x.T @ y
-        penalty = np.eye(len(gram))
-        penalty[-1, -1] = 0.0  # the intercept is not shrunk
         best = None
         for alpha in _ALPHAS:
-            weights = np.linalg.solve(gram + alpha * len(x) * penalty, cross)
-            candidate = cls(weights, alpha, normalised, lookback)
+            candidate = cls.fit_on(arrays, train, lookback, horizon, normalised, alpha)
             if len(validation) == 0:
                 return candidate
             actual = gather_targets(arrays, validation, horizon)
@@ -79,6 +74,28 @@ class RidgeBaseline:
             if best is None or error < best[0]:
                 best = (error, candidate)
         return best[1]
+
+    @classmethod
+    def fit_on(
+        cls,
+        arrays: SeriesArrays,
+        origins: np.ndarray,
+        lookback: int,
+        horizon: int,
+        normalised: bool,
+        alpha: float,
+    ) -> RidgeBaseline:
+        """The ridge of penalty ``alpha`` fitted on the windows ending at ``origins``."""
+        x, y = _design(arrays, origins, lookback, horizon, normalised)
+        penalty = np.eye(x.shape[1])
+        penalty[-1, -1] = 0.0  # the intercept is not shrunk
+        weights = np.linalg.solve(x.T @ x + alpha * len(x) * penalty, x.T @ y)
+        return cls(weights, alpha, normalised, lookback)
+
+    def refit(self, arrays: SeriesArrays, origins: np.ndarray) -> RidgeBaseline:
+        """The same form and penalty fitted again on the windows ending at ``origins``."""
+        horizon = self.weights.shape[1]
+        return self.fit_on(arrays, origins, self.lookback, horizon, self.normalised, self.alpha)
 
     def predict(self, arrays: SeriesArrays, origins: np.ndarray) -> np.ndarray:
         history = lookback_target(arrays, origins, self.lookback).astype(np.float64)

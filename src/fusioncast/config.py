@@ -44,6 +44,14 @@ class ModelConfig(BaseModel):
             "penalties and mix chosen on validation windows)."
         ),
     )
+    linear_skip_refit: bool = Field(
+        False,
+        description=(
+            "With linear_skip=ridge: once penalties and mix are chosen on validation, fit both "
+            "ridges again on training and validation windows (early stopping then compares the "
+            "network with a skip that has seen the validation steps)."
+        ),
+    )
     linear_skip_trainable: bool = Field(
         True, description="Whether training may move the linear skip's weights."
     )
@@ -56,6 +64,15 @@ class ModelConfig(BaseModel):
     )
     text_dropout: float = Field(
         0.0, ge=0.0, lt=1.0, description="Dropout on each text branch's pooled context."
+    )
+    text_fusion: Literal["concat", "additive"] = Field(
+        "concat",
+        description=(
+            "concat: each text branch's context joins the merged features before the Dense head; "
+            "additive: each text branch adds its own forecast correction, gated off for a window "
+            "without text, so a window whose text is missing (a feed that stopped) gets exactly "
+            "the numeric model's forecast."
+        ),
     )
 
     @field_validator("quantiles")
@@ -107,6 +124,16 @@ class TrainingConfig(BaseModel):
         description=(
             "Keep the initial weights (the last value, or the linear skip's ridge) when no epoch "
             "beats their validation loss."
+        ),
+    )
+    keep_initial_margin: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description=(
+            "With keep_initial: the trained weights must beat the initial validation loss by this "
+            "share (0.05: by 5 %), so that a gain within the noise of a small validation split "
+            "does not replace a sound linear forecaster."
         ),
     )
     max_validation_windows: int | None = Field(

@@ -9,6 +9,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from fusioncast.tokenize import BOS, PAD
+
 PACKAGE = "fusioncast"
 
 
@@ -96,6 +98,24 @@ class MaskedAttentionPooling(keras.layers.Layer):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "units": self.units}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class TextPresenceGate(keras.layers.Layer):
+    """Zeroes a text branch's contribution ``[B, H, Q]`` for every window without a word.
+
+    Inputs: ``[contribution [B, H, Q], tokens [B, T]]``. Padding and the begin marker are not
+    words; an out-of-vocabulary word is.
+    """
+
+    def call(self, inputs):
+        contribution, tokens = inputs
+        words = ops.logical_and(ops.not_equal(tokens, PAD), ops.not_equal(tokens, BOS))
+        present = ops.cast(ops.any(words, axis=-1), contribution.dtype)
+        return contribution * ops.reshape(present, (-1, 1, 1))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

@@ -11,6 +11,9 @@ Branches:
 The branches are concatenated, layer-normalised, passed
 through a Dense layer, and a zero-initialised output layer gives ``[B, H, Q]`` in window units,
 made non-crossing and mapped back: an untrained model forecasts the last observed value.
+With ``text_fusion="additive"`` the text contexts stay out of the merged features: each text branch
+adds its own zero-initialised correction to the output grid, gated off for windows without text,
+so a window whose text is missing gets exactly the numeric model's forecast.
 Optionally (``linear_skip``) linear forecasts from the target history are added to the median
 before that, so the network learns a residual to a linear forecaster (ridges on the lookback and
 on the lookback minus its last value, set by training).
@@ -30,6 +33,7 @@ from fusioncast.layers import (
     LinearSkip,
     MaskedAttentionPooling,
     MonotoneQuantiles,
+    TextPresenceGate,
     TokenAndAgeEmbedding,
     WindowNormalization,
 )
@@ -115,6 +119,7 @@ def build_model(spec: ModelSpec) -> keras.Model:
         )(codes)
         merged.append(keras.layers.Flatten(name=f"static_{i}_flat")(embedded))
 
+    corrections = []  # additive text fusion: one gated correction per text branch
     for i, vocabulary_size in enumerate(spec.text_vocabulary_sizes):
         tokens = keras.Input((cfg.max_text_tokens,), dtype="int32", name=f"text_{i}_tokens")
         age = keras.Input((cfg.max_text_tokens,), dtype="int32", name=f"text_{i}_age")
@@ -130,7 +135,22 @@ def build_model(spec: ModelSpec) -> keras.Model:
         context, _ = MaskedAttentionPooling(cfg.text_units, name=attention_layer_name(i))(encoded)
         if cfg.text_dropout > 0:
             context = keras.layers.Dropout(cfg.text_dropout, name=f"text_{i}_dropout")(context)
-        merged.append(context)
+        if cfg.text_fusion == "concat":
+            merged.append(context)
+            continue
+        hidden = keras.layers.Dense(cfg.text_units, activation="gelu", name=f"text_{i}_hidden")(
+            context
+        )
+        correction = keras.layers.Dense(
+            horizon * len(quantiles),
+            kernel_initializer="zeros",
+            bias_initializer="zeros",
+            name=f"text_{i}_output",
+        )(hidden)
+        correction = keras.layers.Reshape((horizon, len(quantiles)), name=f"text_{i}_grid")(
+            correction
+        )
+        corrections.append(TextPresenceGate(name=f"text_{i}_gate")([correction, tokens]))
 
     features = keras.layers.Concatenate(name="merge")(merged)
     features = keras.layers.LayerNormalization(name="merge_norm")(features)
@@ -143,6 +163,8 @@ def build_model(spec: ModelSpec) -> keras.Model:
         name="output",
     )(features)
     raw = keras.layers.Reshape((horizon, len(quantiles)), name="output_grid")(raw)
+    if corrections:
+        raw = keras.layers.Add(name="text_corrections")([raw, *corrections])
     if cfg.linear_skip != "none":
         skip = LinearSkip(
             horizon,

@@ -174,7 +174,8 @@ def train_model(
     history = {k: [float(v) for v in values] for k, values in fitted.history.items()}
     val_loss = history.get("val_loss", [])
     best = int(np.argmin(val_loss)) + 1 if val_loss else 0
-    if initial is not None and (not val_loss or initial[0] <= min(val_loss)):
+    margin = 1.0 - training.keep_initial_margin
+    if initial is not None and (not val_loss or initial[0] * margin <= min(val_loss)):
         model.set_weights(initial[1])
         best = 0
     return TrainingResult(model, history, best, len(val_loss))
@@ -218,8 +219,10 @@ def fit_linear_skip(arrays: SeriesArrays, config: ModelConfig) -> list[np.ndarra
     The ridge on the lookback minus its last value (a change) and the ridge on the lookback (a
     level), each fitted on the training windows with its penalty chosen on the validation windows
     (:class:`~fusioncast.baselines.RidgeBaseline`); then their mix (level share 0, 1/2 or 1) of
-    lowest validation MSE on the scaled target. Returns ``[kernel, bias, level_kernel,
-    level_bias, level_share]`` (float32).
+    lowest validation MSE on the scaled target. With ``linear_skip_refit``, both ridges are then
+    fitted again, with their penalties, on every window whose horizon ends before the test split
+    (training and validation), so the skip reflects the latest steps it may see. Returns
+    ``[kernel, bias, level_kernel, level_bias, level_share]`` (float32).
     """
     lookback, horizon = config.lookback, config.horizon
     relative = RidgeBaseline.fit(arrays, lookback, horizon, normalised=True)
@@ -232,6 +235,10 @@ def fit_linear_skip(arrays: SeriesArrays, config: ModelConfig) -> list[np.ndarra
         (0.0, 0.5, 1.0),
         key=lambda s: float(np.mean(((1 - s) * from_change + s * from_level - actual) ** 2)),
     )
+    if config.linear_skip_refit and len(validation):
+        fitted = window_origins(arrays, lookback, horizon)
+        fitted = fitted[arrays.split[fitted + horizon] <= VALIDATION]
+        relative, level = relative.refit(arrays, fitted), level.refit(arrays, fitted)
     weights = [
         relative.weights[:-1],
         relative.weights[-1],
