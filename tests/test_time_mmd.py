@@ -320,3 +320,34 @@ def test_nested_scoring_scores_the_validation_steps_out_of_sample(tmp_path):
     assert (split == VALIDATION).sum() == (split == TEST).sum() == n_validation
     assert split.tolist() == sorted(split.tolist())  # train, then validation, then test
     assert (split == TRAIN).sum() == (plain.arrays.split == TRAIN).sum() - n_validation
+
+
+def test_ridge_skip_shrink_keeps_all_half_or_none_of_the_departure_from_the_last_value():
+    from fusioncast.config import ModelConfig
+    from fusioncast.model import LINEAR_SKIP, ModelSpec, build_model
+    from fusioncast.split import VALIDATION
+    from fusioncast.training import fit_linear_skip
+    from fusioncast.windows import gather_inputs, gather_targets, window_origins
+
+    if str(REPO / "benchmarks") not in sys.path:
+        sys.path.insert(0, str(REPO / "benchmarks"))
+    from _synthetic import synthetic_arrays
+
+    arrays = synthetic_arrays(1, 300, 1, vocabulary=50, seed=6)
+    config = ModelConfig(lookback=8, horizon=3, loss="mse", linear_skip="ridge", text_encoder="bag")
+    origins = window_origins(arrays, 8, 3, VALIDATION)
+    inputs = gather_inputs(arrays, origins, 8, config.max_text_tokens)
+    last = arrays.numeric[origins, 0][:, None]
+    actual = gather_targets(arrays, origins, 3)
+
+    def skip_forecast(cfg):
+        model = build_model(ModelSpec(cfg, n_numeric=1, text_vocabulary_sizes=[50]))
+        model.get_layer(LINEAR_SKIP).set_weights(fit_linear_skip(arrays, cfg))
+        return np.asarray(model.predict(inputs, verbose=0))[..., 0].astype(np.float64)
+
+    full = skip_forecast(config)
+    shrunk = skip_forecast(config.model_copy(update={"linear_skip_shrink": True}))
+    candidates = {k: last + k * (full - last) for k in (1.0, 0.5, 0.0)}
+    errors = {k: float(np.mean((f - actual) ** 2)) for k, f in candidates.items()}
+    best = min(errors, key=errors.get)
+    np.testing.assert_allclose(shrunk, candidates[best], rtol=1e-4, atol=1e-4)

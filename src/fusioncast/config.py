@@ -52,6 +52,13 @@ class ModelConfig(BaseModel):
             "network with a skip that has seen the validation steps)."
         ),
     )
+    linear_skip_shrink: bool = Field(
+        False,
+        description=(
+            "With linear_skip=ridge: also choose on validation how much of the ridges' departure "
+            "from the last value to keep (all, half or none: the last value)."
+        ),
+    )
     linear_skip_trainable: bool = Field(
         True, description="Whether training may move the linear skip's weights."
     )

@@ -235,15 +235,27 @@ def fit_linear_skip(arrays: SeriesArrays, config: ModelConfig) -> list[np.ndarra
         (0.0, 0.5, 1.0),
         key=lambda s: float(np.mean(((1 - s) * from_change + s * from_level - actual) ** 2)),
     )
+    keep = 1.0  # share of the mix's departure from the last value that is kept
+    if config.linear_skip_shrink and len(validation):
+        last = arrays.numeric[validation, 0][:, None].astype(np.float64)
+        mix = (1 - share) * from_change + share * from_level
+        keep = min(
+            (1.0, 0.5, 0.0),
+            key=lambda k: float(np.mean((last + k * (mix - last) - actual) ** 2)),
+        )
     if config.linear_skip_refit and len(validation):
         fitted = window_origins(arrays, lookback, horizon)
         fitted = fitted[arrays.split[fitted + horizon] <= VALIDATION]
         relative, level = relative.refit(arrays, fitted), level.refit(arrays, fitted)
+    # last + keep * (mix - last), in the layer's form: scale the change ridge by ``keep`` and
+    # move the level ridge towards the last value (its kernel's last row) by ``1 - keep``.
+    level_kernel = keep * level.weights[:-1]
+    level_kernel[-1] += 1.0 - keep
     weights = [
-        relative.weights[:-1],
-        relative.weights[-1],
-        level.weights[:-1],
-        level.weights[-1],
+        keep * relative.weights[:-1],
+        keep * relative.weights[-1],
+        level_kernel,
+        keep * level.weights[-1],
         np.array(share),
     ]
     return [np.asarray(w, dtype=np.float32) for w in weights]
