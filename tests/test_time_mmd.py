@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import json
 import os
 import shutil
 import sys
@@ -30,6 +32,24 @@ needs_data = pytest.mark.skipif(
     not (TIME_MMD / "numerical").is_dir(),
     reason=f"Time-MMD data not found at {TIME_MMD} (set FUSIONCAST_SHARED_DATA to its parent)",
 )
+
+
+def benchmark_module(name: str):
+    """A module of ``benchmarks/`` (not a package), imported by name."""
+    if str(REPO / "benchmarks") not in sys.path:
+        sys.path.insert(0, str(REPO / "benchmarks"))
+    return importlib.import_module(name)
+
+
+def copy_domain(source: str, root: Path, name: str) -> None:
+    """Copy the shared domain ``source`` under ``root`` as a domain called ``name``."""
+    for kind, suffixes in (("numerical", [""]), ("textual", ["_report", "_search"])):
+        (root / kind / name).mkdir(parents=True)
+        for suffix in suffixes:
+            shutil.copy(
+                TIME_MMD / kind / source / f"{source}{suffix}.csv",
+                root / kind / name / f"{name}{suffix}.csv",
+            )
 
 
 def write_domain(root: Path, name: str, numeric: str, report: str | None, search: str | None):
@@ -172,13 +192,7 @@ def test_shared_domains_convert():
 @needs_data
 def test_renamed_copy_converts_without_code_changes(tmp_path):
     source, name = "Traffic", "RoadMiles"
-    for kind, suffixes in (("numerical", [""]), ("textual", ["_report", "_search"])):
-        (tmp_path / kind / name).mkdir(parents=True)
-        for suffix in suffixes:
-            shutil.copy(
-                TIME_MMD / kind / source / f"{source}{suffix}.csv",
-                tmp_path / kind / name / f"{name}{suffix}.csv",
-            )
+    copy_domain(source, tmp_path, name)
     assert list_domains(tmp_path) == [name]
     renamed = convert_domain(tmp_path, name)
     original = convert_domain(TIME_MMD, source)
@@ -195,9 +209,7 @@ def test_ridge_skip_model_starts_at_the_ridge_and_reloads(tmp_path):
     from fusioncast.training import fit_linear_skip
     from fusioncast.windows import gather_inputs, window_origins
 
-    if str(REPO / "benchmarks") not in sys.path:
-        sys.path.insert(0, str(REPO / "benchmarks"))
-    from _synthetic import synthetic_arrays
+    synthetic_arrays = benchmark_module("_synthetic").synthetic_arrays
 
     arrays = synthetic_arrays(1, 300, 1, vocabulary=50, seed=4)
     config = ModelConfig(
@@ -239,9 +251,7 @@ def test_ridge_skip_refit_on_training_and_validation_windows():
     from fusioncast.training import fit_linear_skip
     from fusioncast.windows import window_origins
 
-    if str(REPO / "benchmarks") not in sys.path:
-        sys.path.insert(0, str(REPO / "benchmarks"))
-    from _synthetic import synthetic_arrays
+    synthetic_arrays = benchmark_module("_synthetic").synthetic_arrays
 
     arrays = synthetic_arrays(1, 300, 1, vocabulary=50, seed=5)
     config = ModelConfig(lookback=8, horizon=3, loss="mse", linear_skip="ridge")
@@ -267,16 +277,8 @@ def test_ridge_skip_refit_on_training_and_validation_windows():
 def test_benchmark_runs_on_an_unseen_domain_folder(tmp_path, capsys):
     """The benchmark takes any folder in the Time-MMD layout: a renamed copy, no code change."""
     name = "RoadMiles"
-    for kind, suffixes in (("numerical", [""]), ("textual", ["_report", "_search"])):
-        (tmp_path / kind / name).mkdir(parents=True)
-        for suffix in suffixes:
-            shutil.copy(
-                TIME_MMD / kind / "Traffic" / f"Traffic{suffix}.csv",
-                tmp_path / kind / name / f"{name}{suffix}.csv",
-            )
-    if str(REPO / "benchmarks") not in sys.path:
-        sys.path.insert(0, str(REPO / "benchmarks"))
-    import time_mmd
+    copy_domain("Traffic", tmp_path, name)
+    time_mmd = benchmark_module("time_mmd")
 
     saved = tmp_path / "runs.json"
     time_mmd.main(
@@ -284,7 +286,7 @@ def test_benchmark_runs_on_an_unseen_domain_folder(tmp_path, capsys):
         + ["--set", "training.epochs=2"]
     )
     printed = capsys.readouterr().out
-    runs = pd.DataFrame(__import__("json").loads(saved.read_text())["runs"])
+    runs = pd.DataFrame(json.loads(saved.read_text())["runs"])
     assert set(runs["domain"]) == {name} and set(runs["horizon"]) == {6}
     expected = {"fusioncast", "no text", "shuffled text", *time_mmd.BASELINES.values()}
     assert set(runs["model"]) == expected
@@ -299,9 +301,7 @@ def test_benchmark_runs_on_an_unseen_domain_folder(tmp_path, capsys):
 @needs_data
 def test_nested_scoring_scores_the_validation_steps_out_of_sample(tmp_path):
     """``--nested``: the test split is the validation steps, training never sees them."""
-    if str(REPO / "benchmarks") not in sys.path:
-        sys.path.insert(0, str(REPO / "benchmarks"))
-    import time_mmd
+    time_mmd = benchmark_module("time_mmd")
 
     from fusioncast.split import TEST, TRAIN, VALIDATION
 
@@ -329,9 +329,7 @@ def test_ridge_skip_shrink_keeps_all_half_or_none_of_the_departure_from_the_last
     from fusioncast.training import fit_linear_skip
     from fusioncast.windows import gather_inputs, gather_targets, window_origins
 
-    if str(REPO / "benchmarks") not in sys.path:
-        sys.path.insert(0, str(REPO / "benchmarks"))
-    from _synthetic import synthetic_arrays
+    synthetic_arrays = benchmark_module("_synthetic").synthetic_arrays
 
     arrays = synthetic_arrays(1, 300, 1, vocabulary=50, seed=6)
     config = ModelConfig(lookback=8, horizon=3, loss="mse", linear_skip="ridge", text_encoder="bag")
