@@ -243,6 +243,34 @@ def test_ridge_skip_model_starts_at_the_ridge_and_reloads(tmp_path):
     np.testing.assert_allclose(reloaded, forecast, rtol=1e-5, atol=1e-5)
 
 
+def test_normalised_ridge_skip_model_starts_at_the_normalised_ridge_baseline():
+    """``linear_skip="ridge_normalised"``: an untrained model forecasts that baseline exactly."""
+    from fusioncast.baselines import RIDGE_NORMALISED, baseline_forecasts
+    from fusioncast.config import ModelConfig
+    from fusioncast.model import LINEAR_SKIP, ModelSpec, build_model
+    from fusioncast.split import TEST
+    from fusioncast.training import fit_linear_skip
+    from fusioncast.windows import gather_inputs, window_origins
+
+    arrays = benchmark_module("_synthetic").synthetic_arrays(1, 300, 1, seed=6)
+    config = ModelConfig(
+        lookback=8,
+        horizon=3,
+        loss="mse",
+        linear_skip="ridge_normalised",
+        numeric_units=4,
+        hidden_units=4,
+    )
+    model = build_model(ModelSpec(config, n_numeric=1))
+    weights = fit_linear_skip(arrays, config)
+    assert float(weights[-1]) == 0.0  # no share of the level ridge
+    model.get_layer(LINEAR_SKIP).set_weights(weights)
+    origins = window_origins(arrays, 8, 3, TEST)
+    forecast = np.asarray(model.predict(gather_inputs(arrays, origins, 8, 16), verbose=0))[..., 0]
+    expected = baseline_forecasts(arrays, origins, 8, 3)[RIDGE_NORMALISED]
+    np.testing.assert_allclose(forecast, expected, rtol=1e-4, atol=1e-4)
+
+
 def test_ridge_skip_refit_on_training_and_validation_windows():
     """With the refit, penalties chosen on validation, then both ridges learn from its steps."""
     from fusioncast.baselines import RidgeBaseline

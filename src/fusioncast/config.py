@@ -35,13 +35,15 @@ class ModelConfig(BaseModel):
     min_token_count: int = Field(
         2, ge=1, description="A word must appear this often in training text."
     )
-    linear_skip: Literal["none", "zeros", "ridge"] = Field(
+    linear_skip: Literal["none", "zeros", "ridge", "ridge_normalised"] = Field(
         "none",
         description=(
             "Add linear forecasts from the target history (the network then learns a residual "
             "to them): none; zeros (starts at the last value); ridge (starts at ridges fitted on "
             "training windows, on the lookback and on the lookback minus its last value, their "
-            "penalties and mix chosen on validation windows)."
+            "penalties and mix chosen on validation windows); ridge_normalised (starts at the "
+            "ridge on the lookback minus its last value alone, its penalty chosen on validation "
+            "windows)."
         ),
     )
     linear_skip_refit: bool = Field(
@@ -141,6 +143,14 @@ class TrainingConfig(BaseModel):
             "With keep_initial: the trained weights must beat the initial validation loss by this "
             "share (0.05: by 5 %), so that a gain within the noise of a small validation split "
             "does not replace a sound linear forecaster."
+        ),
+    )
+    text_after_numeric: bool = Field(
+        False,
+        description=(
+            "With additive text fusion: fit the numeric model first (every window's text "
+            "removed), then only the text branches on top of it, keeping them only if they lower "
+            "the validation loss; a text branch then never costs the numeric model its training."
         ),
     )
     max_validation_windows: int | None = Field(

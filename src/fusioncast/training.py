@@ -21,6 +21,8 @@ from fusioncast.split import TRAIN, VALIDATION
 from fusioncast.windows import SeriesArrays, WindowSampler, gather_targets, window_origins
 
 HISTORY_VERSION = 1
+#: Names of the layers of the text branches (and their merge), trained alone in the text stage.
+TEXT_LAYER_PREFIX = "text_"
 
 
 @dataclass
@@ -40,14 +42,18 @@ class TrainingResult:
 
 
 class EpochReporter(keras.callbacks.Callback):
-    """Calls ``report(epoch, logs)`` once per finished epoch (never per batch)."""
+    """Calls ``report(epoch, logs)`` once per finished epoch (never per batch).
 
-    def __init__(self, report: Callable[[int, dict[str, float]], None]) -> None:
+    ``offset``: epochs already reported by an earlier stage of the same fit.
+    """
+
+    def __init__(self, report: Callable[[int, dict[str, float]], None], offset: int = 0) -> None:
         super().__init__()
         self.report = report
+        self.offset = offset
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self.report(epoch + 1, {k: float(v) for k, v in (logs or {}).items()})
+        self.report(self.offset + epoch + 1, {k: float(v) for k, v in (logs or {}).items()})
 
 
 def model_spec_for(
@@ -125,28 +131,83 @@ def train_model(
     model = compile_model(
         build_model(spec), cfg, training.learning_rate, weight_decay=training.weight_decay
     )
-    if cfg.linear_skip == "ridge":
+    if cfg.linear_skip in ("ridge", "ridge_normalised"):
         weights = fit_linear_skip(arrays, cfg)
         model.get_layer(LINEAR_SKIP).set_weights(weights)
-    train_data = sampler(
-        arrays,
-        train_origins,
-        cfg,
-        training.batch_size,
-        shuffle=True,
-        seed=training.seed,
-        shuffle_text=shuffle_text,
-        text_dropout=training.text_window_dropout,
-        steps_per_epoch=training.steps_per_epoch,
+    # Where no training step has text (a feed that began later) the text stage has nothing to
+    # learn from: every training window is gated off.
+    staged = (
+        training.text_after_numeric
+        and cfg.text_fusion == "additive"
+        and any((np.diff(t.offsets)[arrays.split == TRAIN] > 0).any() for t in arrays.text)
     )
-    validation_data = sampler(
-        arrays,
-        validation_origins,
-        cfg,
-        training.batch_size,
-        shuffle_text=shuffle_text,
-        seed=training.seed,
+
+    def data(origins: np.ndarray, *, train: bool, without_text: bool) -> WindowSampler:
+        return sampler(
+            arrays,
+            origins,
+            cfg,
+            training.batch_size,
+            shuffle=train,
+            seed=training.seed,
+            shuffle_text=shuffle_text,
+            without_text=without_text,
+            text_dropout=training.text_window_dropout if train else 0.0,
+            steps_per_epoch=training.steps_per_epoch if train else None,
+        )
+
+    # Staged: the numeric model first, on windows whose text is removed (the text corrections are
+    # gated off, so they stay at zero); then only the text branches learn, on top of it.
+    history, best = _fit_stage(
+        model,
+        data(train_origins, train=True, without_text=staged),
+        data(validation_origins, train=False, without_text=staged),
+        training,
+        keep_initial=training.keep_initial,
+        backup_dir=backup_dir,
+        on_epoch=on_epoch,
+        verbose=verbose,
     )
+    if staged:
+        numeric_epochs = len(history.get("val_loss", []))
+        trainable = {layer.name: layer.trainable for layer in model.layers}
+        for layer in model.layers:
+            layer.trainable = layer.name.startswith(TEXT_LAYER_PREFIX)
+        compile_model(model, cfg, training.learning_rate, weight_decay=training.weight_decay)
+        text_backup = backup_dir and backup_dir.with_name(f"{backup_dir.name}-text")
+        text_history, text_best = _fit_stage(
+            model,
+            data(train_origins, train=True, without_text=False),
+            data(validation_origins, train=False, without_text=False),
+            training,
+            keep_initial=True,  # the text stays out unless it lowers the validation loss
+            backup_dir=text_backup,
+            on_epoch=on_epoch,
+            verbose=verbose,
+            epoch_offset=numeric_epochs,
+        )
+        for layer in model.layers:
+            layer.trainable = trainable[layer.name]
+        for key, values in text_history.items():
+            history[key] = history.get(key, []) + values
+        if text_best:
+            best = numeric_epochs + text_best
+    return TrainingResult(model, history, best, len(history.get("val_loss", [])))
+
+
+def _fit_stage(
+    model: keras.Model,
+    train_data: WindowSampler,
+    validation_data: WindowSampler,
+    training: TrainingConfig,
+    *,
+    keep_initial: bool,
+    backup_dir: Path | None,
+    on_epoch: Callable[[int, dict[str, float]], None] | None,
+    verbose: int,
+    epoch_offset: int = 0,
+) -> tuple[dict[str, list[float]], int]:
+    """Fit with early stopping; returns the history and the best epoch (0: initial weights kept)."""
     early_stopping = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=training.patience, restore_best_weights=True
     )
@@ -157,13 +218,13 @@ def train_model(
         ),
     ]
     initial = None
-    if training.keep_initial:
+    if keep_initial:
         initial = (float(model.evaluate(validation_data, verbose=0)), model.get_weights())
     with claim_backup_dir(backup_dir) as claimed:
         if claimed is not None:
             callbacks.append(keras.callbacks.BackupAndRestore(str(claimed), delete_checkpoint=True))
         if on_epoch is not None:  # after the backup: a reported epoch is a saved one
-            callbacks.append(EpochReporter(on_epoch))
+            callbacks.append(EpochReporter(on_epoch, epoch_offset))
         fitted = model.fit(
             train_data,
             validation_data=validation_data,
@@ -178,7 +239,7 @@ def train_model(
     if initial is not None and (not val_loss or initial[0] * margin <= min(val_loss)):
         model.set_weights(initial[1])
         best = 0
-    return TrainingResult(model, history, best, len(val_loss))
+    return history, best
 
 
 @contextlib.contextmanager
@@ -232,7 +293,7 @@ def fit_linear_skip(arrays: SeriesArrays, config: ModelConfig) -> list[np.ndarra
     from_change = relative.predict(arrays, validation)
     from_level = level.predict(arrays, validation)
     share = min(
-        (0.0, 0.5, 1.0),
+        (0.0,) if config.linear_skip == "ridge_normalised" else (0.0, 0.5, 1.0),
         key=lambda s: float(np.mean(((1 - s) * from_change + s * from_level - actual) ** 2)),
     )
     keep = 1.0  # share of the mix's departure from the last value that is kept
