@@ -15,6 +15,10 @@ from pathlib import Path
 # Offline-friendly defaults; a user's own environment wins.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Prefect's temporary server gets 20 s to start by default: too short on a loaded machine or with
+# two runs starting at once (seen: "Timed out while attempting to connect to ephemeral Prefect API
+# server").
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 from pydantic import ValidationError  # noqa: E402
 
