@@ -280,7 +280,8 @@ def fit_linear_skip(arrays: SeriesArrays, config: ModelConfig) -> list[np.ndarra
     The ridge on the lookback minus its last value (a change) and the ridge on the lookback (a
     level), each fitted on the training windows with its penalty chosen on the validation windows
     (:class:`~fusioncast.baselines.RidgeBaseline`); then their mix (level share 0, 1/2 or 1) of
-    lowest validation MSE on the scaled target. With ``linear_skip_refit``, both ridges are then
+    lowest validation MSE on the scaled target (``linear_skip="ridge_normalised"``: share 0, the
+    change ridge alone). With ``linear_skip_refit``, both ridges are then
     fitted again, with their penalties, on every window whose horizon ends before the test split
     (training and validation), so the skip reflects the latest steps it may see. Returns
     ``[kernel, bias, level_kernel, level_bias, level_share]`` (float32).
