@@ -323,6 +323,7 @@ def test_benchmark_runs_on_an_unseen_domain_folder(tmp_path, capsys):
     assert full["mse_2_text_removed"].notna().all()
     # The report names the domain, its best baseline and the text verdict.
     assert f"| {name} | 6 | " in printed and "what the text adds" in printed
+    assert "Against the baseline best on the validation split" in printed
     assert "fusioncast at or below the best baseline on" in printed
 
 
@@ -377,3 +378,48 @@ def test_ridge_skip_shrink_keeps_all_half_or_none_of_the_departure_from_the_last
     errors = {k: float(np.mean((f - actual) ** 2)) for k, f in candidates.items()}
     best = min(errors, key=errors.get)
     np.testing.assert_allclose(shrunk, candidates[best], rtol=1e-4, atol=1e-4)
+
+
+@needs_data
+def test_skip_rules_choose_on_validation_and_a_single_choice_never_beats_hindsight(
+    tmp_path, capsys
+):
+    """``time_mmd_skip.py``: each rule scored against the best baseline on the scored split."""
+    copy_domain("Energy", tmp_path, "FuelPrices")
+    skip = benchmark_module("time_mmd_skip")
+
+    for test in (False, True):
+        table = skip.run(tmp_path, None, test=test)
+        assert list(table.index) == [("FuelPrices", 12), ("FuelPrices", 48)]
+        assert list(table.columns) == [skip.SKIP, *skip.RULES]
+        assert np.isfinite(table.to_numpy()).all()
+        for name, (single, _) in skip.RULES.items():
+            if single:  # one baseline, chosen before seeing the scored split
+                assert (table[name] >= 1 - 1e-12).all(), name
+    skip.main(["--data", str(tmp_path)])
+    printed = capsys.readouterr().out
+    assert "validation steps, nested" in printed and "| FuelPrices | 48 | " in printed
+    assert f"| {skip.SKIP} | " in printed and " of 2 | " in printed
+
+
+def test_verdict_compares_with_the_baseline_best_on_validation_as_well_as_in_hindsight():
+    time_mmd = benchmark_module("time_mmd")
+
+    def summary(scores: dict[str, float]) -> pd.DataFrame:
+        return pd.DataFrame(
+            [{"domain": "D", "horizon": 6, "model": m, "mse": v} for m, v in scores.items()]
+            + [{"domain": "D", "horizon": 12, "model": "last value", "mse": 1.0}]
+            + [{"domain": "D", "horizon": 12, "model": "fusioncast", "mse": 0.5}]
+        ).assign(text_removed=np.nan)
+
+    test = summary({"last value": 0.2, "ridge": 0.8, "fusioncast": 0.4})
+    validation = summary({"last value": 0.9, "ridge": 0.3, "fusioncast": 0.25})
+    verdict = time_mmd.verdicts(test, validation).set_index("horizon")
+    assert verdict.loc[6, "best_baseline"] == "last value" and verdict.loc[6, "ratio"] == 2.0
+    assert verdict.loc[6, "chosen_baseline"] == "ridge" and verdict.loc[6, "chosen_ratio"] == 0.5
+    assert verdict.loc[12, "chosen_ratio"] == verdict.loc[12, "ratio"] == 0.5
+    printed = time_mmd.overall(verdict)
+    assert "at or below the best baseline on 1 of 2 rows; worst ratio 2.000" in printed
+    assert (
+        "without seeing the test steps): at or below on 2 of 2 rows; worst ratio 0.500" in printed
+    )
