@@ -25,11 +25,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from time_mmd import BASELINES, DEFAULT_DATA, SETTINGS, Case, prepare  # noqa: E402
 
 from fusioncast.baselines import baseline_forecasts, lookback_target  # noqa: E402
+from fusioncast.layers import LinearSkip  # noqa: E402
 from fusioncast.split import TEST, VALIDATION  # noqa: E402
 from fusioncast.timemmd import convert_domain, list_domains  # noqa: E402
 from fusioncast.training import fit_linear_skip  # noqa: E402
@@ -88,13 +90,15 @@ SKIP = "fusioncast skip"  # the benchmark's own setting, through fit_linear_skip
 
 
 def skip_forecasts(case: Case, origins: np.ndarray) -> np.ndarray:
-    """The model's linear skip alone, in scaled units, with the benchmark's settings."""
-    kernel, bias, level_kernel, level_bias, share = fit_linear_skip(case.arrays, case.model)
-    history = lookback_target(case.arrays, origins, case.model.lookback).astype(np.float64)
+    """The model's own linear skip layer alone, with the weights training starts it from."""
+    history = lookback_target(case.arrays, origins, case.model.lookback).astype(np.float32)
     last = history[:, -1:]
-    change = (history - last) @ kernel + bias
-    level = history @ level_kernel + level_bias - last
-    return last + (1 - share) * change + share * level
+    layer = LinearSkip(case.horizon)
+    layer.build([(None, case.model.lookback, 1), (None, 1), (None, 1)])
+    layer.set_weights(fit_linear_skip(case.arrays, case.model))
+    # With a spread of 1 the layer's window units are the scaled units.
+    change = keras.ops.convert_to_numpy(layer([history[:, :, None], last, np.ones_like(last)]))
+    return last + change[:, :, 0]
 
 
 def score_case(case: Case, scored: int) -> dict[str, float]:
