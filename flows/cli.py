@@ -22,7 +22,7 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 from pydantic import ValidationError  # noqa: E402
 
-from fusioncast.errors import FusioncastError  # noqa: E402
+from fusioncast.errors import FusioncastError, WorkspaceError  # noqa: E402
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -181,6 +181,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except ValidationError as error:
         print(f"fusioncast: invalid parameters: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # a missing, read-only or full disk: the path and the cause
+        print(f"fusioncast: error: {WorkspaceError.from_os_error(error)}", file=sys.stderr)
         return 2
     return 0
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 import pandas as pd
@@ -11,7 +10,6 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
 
 from fusioncast.contract import DataContract
-from fusioncast.errors import FusioncastError
 from fusioncast.frames import fingerprint
 from fusioncast.validation import (
     REPORT_FILE,
@@ -19,26 +17,6 @@ from fusioncast.validation import (
     ValidationReport,
     validate_dataset,
 )
-
-
-class _WithoutTraceback(logging.Filter):
-    """Drop the traceback from Prefect's log of a run that failed on bad data or parameters.
-
-    Such a failure is the user's to fix, not a crash: the log keeps the message (rule, column,
-    count), as the run's state does, without the stack of the pipeline's internals.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        error = record.exc_info[1] if record.exc_info else None
-        if isinstance(error, FusioncastError):
-            record.exc_info, record.exc_text = None, None
-        return True
-
-
-for _name in ("prefect.task_runs", "prefect.flow_runs"):
-    _logger = logging.getLogger(_name)
-    if not any(isinstance(f, _WithoutTraceback) for f in _logger.filters):
-        _logger.addFilter(_WithoutTraceback())
 
 
 @task(name="validate", retries=0)

@@ -38,3 +38,24 @@ class DataValidationError(FusioncastError):
 
 class ModelStateError(FusioncastError):
     """Saved model state is missing, incomplete or does not match what it claims to be."""
+
+
+class WorkspaceError(FusioncastError):
+    """A path of the input or the workspace cannot be read or written (missing, read-only, full).
+
+    The message names the path and the cause, e.g. ``cannot write /data/out/models/x: No space
+    left on device``; nothing a run had published before is changed by the failure.
+    """
+
+    def __init__(self, action: str, path: object, cause: str) -> None:
+        self.action, self.path, self.cause = action, str(path), cause
+        super().__init__(f"cannot {action} {path}: {cause}")
+
+    @classmethod
+    def from_os_error(cls, error: OSError, action: str = "use") -> WorkspaceError:
+        """The one-line form of an ``OSError`` (its file name and its reason)."""
+        path = error.filename if error.filename is not None else "a workspace path"
+        if getattr(error, "filename2", None):
+            path = f"{path} -> {error.filename2}"
+        cause = error.strerror or str(error) or type(error).__name__
+        return cls(action, path, cause)
