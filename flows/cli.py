@@ -22,7 +22,10 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 from pydantic import ValidationError  # noqa: E402
 
-from fusioncast.errors import FusioncastError, WorkspaceError  # noqa: E402
+from fusioncast.errors import ConfigError, FusioncastError, WorkspaceError  # noqa: E402
+
+DEFAULT_DATA = "data/demo"
+DEFAULT_WORKDIR = "fusioncast-output"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,17 +45,21 @@ def _parser() -> argparse.ArgumentParser:
         ("quickstart", "write the demo dataset, then retrain on it"),
         ("backtest", "replay past forecast origins (rolling-origin evaluation), concurrently"),
     ):
+        # No defaults here: a flag left out takes the --params file's value, else the default of
+        # the parameters model; a flag that contradicts the file is refused (_merge).
         command = commands.add_parser(name, help=help_text)
-        command.add_argument("--data", default="data/demo", help="input Parquet file or directory")
         command.add_argument(
-            "--workdir", default="fusioncast-output", help="models, forecasts, reports"
+            "--data", help=f"input Parquet file or directory (default: {DEFAULT_DATA})"
+        )
+        command.add_argument(
+            "--workdir", help=f"models, forecasts, reports (default: {DEFAULT_WORKDIR})"
         )
         command.add_argument("--params", type=Path, help="JSON file of the flow's parameters")
         if name != "forecast":
             command.add_argument("--epochs", type=int, help="override training.epochs")
         if name == "backtest":
             command.add_argument("--folds", type=int, help="override backtest.n_folds")
-        else:
+        if name == "forecast":
             command.add_argument("--model-version", help="registry version (default: champion)")
     models = commands.add_parser("models", help="list, promote or roll back registry versions")
     actions = models.add_subparsers(dest="action", required=True)
@@ -62,9 +69,7 @@ def _parser() -> argparse.ArgumentParser:
         ("rollback", "make the previous champion the champion again"),
     ):
         sub = actions.add_parser(action, help=help_text)
-        sub.add_argument(
-            "--workdir", default="fusioncast-output", help="models, forecasts, reports"
-        )
+        sub.add_argument("--workdir", default=DEFAULT_WORKDIR, help="models, forecasts, reports")
         if action == "promote":
             sub.add_argument("version", help="registry version to promote")
         if action != "list":
@@ -109,45 +114,95 @@ def _number(value: float | None) -> str:
 def _retrain_parameters(args: argparse.Namespace, kind=None):
     from fusioncast.parameters import RetrainParameters
 
-    payload = json.loads(args.params.read_text()) if args.params else {}
-    payload.setdefault("data_path", args.data)
-    payload.setdefault("workspace", {"root": args.workdir})
-    if args.epochs is not None:
-        payload.setdefault("training", {})["epochs"] = args.epochs
+    flags = {("training", "epochs"): args.epochs}
     if getattr(args, "folds", None) is not None:
-        payload.setdefault("backtest", {})["n_folds"] = args.folds
-    return (kind or RetrainParameters).model_validate(payload)
+        flags[("backtest", "n_folds")] = args.folds
+    return (kind or RetrainParameters).model_validate(_payload(args, flags))
 
 
 def _forecast_parameters(args: argparse.Namespace):
     from fusioncast.parameters import ForecastParameters
 
-    payload = json.loads(args.params.read_text()) if args.params else {}
-    payload.setdefault("data_path", args.data)
-    payload.setdefault("workspace", {"root": args.workdir})
-    if args.model_version:
-        payload["model_version"] = args.model_version
+    payload = _payload(args, {("model_version",): args.model_version})
     return ForecastParameters.model_validate(payload)
+
+
+def _payload(args: argparse.Namespace, flags: dict[tuple[str, ...], object]) -> dict:
+    """The flow's parameters: the ``--params`` file with the command line's flags merged in."""
+    payload = read_params_file(args.params) if args.params else {}
+    flags = {("data_path",): args.data, ("workspace", "root"): args.workdir, **flags}
+    for path, value in flags.items():
+        if value is not None:
+            _merge(payload, path, value, args.params)
+    payload.setdefault("data_path", DEFAULT_DATA)
+    payload.setdefault("workspace", {}).setdefault("root", DEFAULT_WORKDIR)
+    return payload
+
+
+def _merge(payload: dict, path: tuple[str, ...], value: object, source: Path | None) -> None:
+    """Set ``payload[path] = value``, refusing a value the ``--params`` file sets otherwise."""
+    *parents, leaf = path
+    node = payload
+    for key in parents:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            return  # pydantic names the malformed field
+    if leaf in node and node[leaf] != value:
+        name = ".".join(path)
+        raise ConfigError(
+            f"the command line gives {name} = {value!r} but {source} sets {node[leaf]!r}; "
+            "give it in one place"
+        )
+    node[leaf] = value
+
+
+_JSON_KINDS = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
+
+
+def read_params_file(path: Path) -> dict:
+    """The JSON object in ``path`` (a UTF-8 byte-order mark is allowed), or a ``ConfigError``
+    naming the file and what is wrong with it."""
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise ConfigError(f"--params file {path} does not exist") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"--params file {path} is not UTF-8 text ({error.reason})") from None
+    except OSError as error:
+        raise WorkspaceError.from_os_error(error, "read") from None
+    if not text.strip():
+        raise ConfigError(f"--params file {path} is empty; it must hold a JSON object")
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ConfigError(
+            f"--params file {path} is not valid JSON: {error.msg} at line {error.lineno} "
+            f"column {error.colno}"
+        ) from None
+    if not isinstance(payload, dict):
+        raise ConfigError(
+            f"--params file {path} holds a JSON {_JSON_KINDS.get(type(payload), 'value')}; "
+            'it must hold an object such as {"training": {"epochs": 5}}'
+        )
+    return payload
 
 
 def run(argv: list[str] | None = None) -> dict[str, str]:
     args = _parser().parse_args(argv)
     if args.command == "models":
         return _models(args)
-    if args.command in ("demo", "quickstart"):
+    if args.command == "demo":
         from fusioncast.demo import write_demo_dataset
 
-        if args.command == "demo":
-            path = write_demo_dataset(
-                args.out,
-                seed=args.seed,
-                n_stores=args.stores,
-                n_categories=args.categories,
-                n_days=args.days,
-            )
-            print(f"demo dataset written to {path}")
-            return {"data_path": str(path)}
-        print(f"demo dataset written to {write_demo_dataset(args.data)}")
+        path = write_demo_dataset(
+            args.out,
+            seed=args.seed,
+            n_stores=args.stores,
+            n_categories=args.categories,
+            n_days=args.days,
+        )
+        print(f"demo dataset written to {path}")
+        return {"data_path": str(path)}
     if args.command == "backtest":
         from flows.backtest import backtest
         from fusioncast.parameters import BacktestParameters
@@ -157,6 +212,10 @@ def run(argv: list[str] | None = None) -> dict[str, str]:
         return outcome
     if args.command in ("retrain", "quickstart"):
         parameters = _retrain_parameters(args)
+        if args.command == "quickstart":
+            from fusioncast.demo import write_demo_dataset
+
+            print(f"demo dataset written to {write_demo_dataset(parameters.data_path)}")
         from flows.retrain import retrain
 
         outcome = retrain(parameters)
@@ -173,6 +232,17 @@ def run(argv: list[str] | None = None) -> dict[str, str]:
     return outcome
 
 
+def _one_line(error: ValidationError) -> str:
+    """Every field pydantic refused, on one line: ``field.path: reason (got value)``."""
+    parts = []
+    for item in error.errors(include_url=False):
+        where = ".".join(str(part) for part in item["loc"]) or "parameters"
+        got = item.get("input")
+        shown = "" if isinstance(got, dict | list) else f" (got {got!r})"
+        parts.append(f"{where}: {item['msg']}{shown}")
+    return "; ".join(parts)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         run(argv)
@@ -180,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fusioncast: error: {error}", file=sys.stderr)
         return 2
     except ValidationError as error:
-        print(f"fusioncast: invalid parameters: {error}", file=sys.stderr)
+        print(f"fusioncast: invalid parameters: {_one_line(error)}", file=sys.stderr)
         return 2
     except OSError as error:  # a missing, read-only or full disk: the path and the cause
         print(f"fusioncast: error: {WorkspaceError.from_os_error(error)}", file=sys.stderr)

@@ -11,6 +11,7 @@ from prefect.artifacts import create_table_artifact
 
 from fusioncast.contract import DataContract
 from fusioncast.frames import fingerprint
+from fusioncast.storage import failures_name
 from fusioncast.validation import (
     REPORT_FILE,
     ValidationConfig,
@@ -35,9 +36,10 @@ def validate_data(
     """
     logger = get_run_logger()
     try:
-        valid, report = validate_dataset(
-            data_path, contract, min_length=min_length, config=config, report_dir=report_dir
-        )
+        with failures_name(report_dir):  # the report, its Data Docs, quarantined rows
+            valid, report = validate_dataset(
+                data_path, contract, min_length=min_length, config=config, report_dir=report_dir
+            )
     finally:
         _publish_report(report_dir)
     create_table_artifact(

@@ -61,8 +61,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 
+from fusioncast import storage
 from fusioncast.contract import DataContract
 from fusioncast.errors import ConfigError
 
@@ -455,9 +455,13 @@ def write_demo_dataset(path: str | Path, **kwargs: Any) -> Path:
     path = Path(path)
     table = pa.Table.from_pandas(generate_demo_frame(**kwargs), preserve_index=False)
     if path.suffix == ".parquet":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(table, path)
-        return path
+        return storage.write_parquet(path, table)
+    with storage.failures_name(path):
+        _write_partitioned(table, path)
+    return path
+
+
+def _write_partitioned(table: pa.Table, path: Path) -> None:
     path.mkdir(parents=True, exist_ok=True)
     ds.write_dataset(
         table,
@@ -467,4 +471,3 @@ def write_demo_dataset(path: str | Path, **kwargs: Any) -> Path:
         basename_template="part-{i}.parquet",
         existing_data_behavior="delete_matching",
     )
-    return path

@@ -9,13 +9,12 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from fusioncast import storage
 from fusioncast.evaluate import MODEL, Evaluation
 from fusioncast.metrics import central_intervals
 
@@ -32,21 +31,13 @@ def ranked_series(metrics: pd.DataFrame, model: str = MODEL) -> list[str]:
 
 
 def write_metrics(metrics: pd.DataFrame, path: Path) -> Path:
-    """Write the metrics table atomically (hidden temporary name, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        metrics.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    """Write the metrics table atomically (:func:`fusioncast.storage.write_parquet`)."""
+    return storage.write_parquet(path, metrics)
 
 
 def write_report(evaluation: Evaluation, directory: Path, *, n_series: int = 3) -> dict[str, Path]:
     """Write the metrics table and the plots under ``directory``; returns their paths by name."""
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     ranked = ranked_series(evaluation.metrics)
     n = min(n_series, len(ranked))
     paths = {
@@ -143,13 +134,7 @@ def plot_error_by_horizon(metrics: pd.DataFrame, path: Path) -> Path:
 
 
 def _save(fig, path: Path) -> Path:
-    plt = _pyplot()
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.png")
     try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
+        return storage.write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     finally:
-        plt.close(fig)
-        tmp.unlink(missing_ok=True)
-    return path
+        _pyplot().close(fig)
