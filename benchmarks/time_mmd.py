@@ -58,6 +58,7 @@ from fusioncast.baselines import baseline_forecasts  # noqa: E402
 from fusioncast.config import ModelConfig, TrainingConfig  # noqa: E402
 from fusioncast.contract import read_dataset  # noqa: E402
 from fusioncast.predict import predict_windows  # noqa: E402
+from fusioncast.presets import preset  # noqa: E402
 from fusioncast.split import TEST, VALIDATION, split_at  # noqa: E402
 from fusioncast.state import ForecastingState, fit_scaler, fit_vocabularies  # noqa: E402
 from fusioncast.timemmd import Domain, convert_domain, list_domains, mmtsf_boundaries  # noqa: E402
@@ -80,196 +81,13 @@ BASELINES = {
     "ridge_normalised": "ridge (normalised)",
 }
 
-#: Settings per sampling frequency, chosen on the validation split only (see :data:`SELECTION`).
-#: ``text``: the converted text columns the model reads (those a domain lacks are skipped).
-_MODEL = {
-    "loss": "mse",
-    "linear_skip": "ridge",
-    "numeric_units": 16,
-    "hidden_units": 16,
-    "dropout": 0.2,
-    "text_encoder": "bag",
-    "text_embedding_dim": 16,
-    "text_units": 8,
-    "text_dropout": 0.2,
-    "text_fusion": "additive",
-    "max_text_tokens": 128,
-    "max_tokens_per_step": 32,
-    "max_vocabulary": 2000,
-    "min_token_count": 3,
-}
-_TRAINING = {"weight_decay": 1e-4, "keep_initial": True, "text_window_dropout": 0.75}
+#: Settings per sampling frequency: the library's ``short-*`` presets (chosen on the validation
+#: split only: docs/selection.md) and the converted text column the model reads (those a domain
+#: lacks are skipped).
 SETTINGS: dict[str, dict[str, Any]] = {
-    "monthly": {
-        "text": ("report_fact",),
-        "model": dict(_MODEL),
-        "training": {
-            **_TRAINING,
-            "epochs": 60,
-            "batch_size": 32,
-            "learning_rate": 1e-3,
-            "patience": 8,
-        },
-    },
-    "weekly": {
-        "text": ("report_fact",),
-        "model": dict(_MODEL),
-        "training": {
-            **_TRAINING,
-            "epochs": 40,
-            "batch_size": 32,
-            "learning_rate": 1e-3,
-            "patience": 6,
-        },
-    },
+    frequency: {"text": ("report_fact",), **preset(f"short-{frequency}")}
+    for frequency in ("monthly", "weekly", "daily")
 }
-# No daily domain was available to tune on: daily series use the weekly settings.
-SETTINGS["daily"] = SETTINGS["weekly"]
-
-#: How the settings were chosen: validation MSE (one seed unless said), never the test split.
-SELECTION = """\
-How the settings were chosen (validation MSE; one seed unless said):
-
-- Residual to linear forecasters (`linear_skip="ridge"`): the model adds, in window units, a mix of
-  a ridge on the lookback minus its last value and a ridge on the lookback itself, their
-  penalties and their mix (level share 0, 1/2 or 1) chosen on validation windows with the ridges
-  fitted on training windows; the network learns the residual, and training keeps the ridges when
-  no epoch beats them on validation (`keep_initial`). Neither ridge form wins everywhere on
-  validation (Climate h48: ridge 1.493, normalised ridge 1.793; Health_US h48: 1.175 vs 1.042;
-  Energy h48: 0.073 vs 0.112), hence both. Without a skip the network starts from the last
-  value, far behind on several rows (validation, Health_US h12: last value 1.654, ridge 0.791;
-  Traffic h6: 0.172 vs 0.043).
-- Tried and left out: a convex combination of last value, window mean and both ridges, weights
-  on a 0.05 grid fitted on rolling origins (5 folds over the later half of the training windows,
-  each fold fitted only on windows ending before it), scored on validation: mean ratio to the best
-  validation baseline 1.129 (above 1.10x on 4 rows) against 1.095 (2 rows) for the recent-holdout
-  rule above; equal-weight averages of the baselines 1.11 to 1.38. On these series the most recent
-  steps choose better than pooled older folds.
-- Text column: a linear probe (TF-IDF of training text reduced by SVD, ridge on the residual of
-  the normalised ridge) lowered validation MSE with `report_fact` on Traffic (h12: 0.0327 to
-  0.0265), Health_US (h48: 0.897 to 0.826) and Climate (h12: 0.663 to 0.653), and not with
-  `report_preds` or either search column (changes under 1 %, as with shuffled text).
-  Agriculture's reports begin in 2018, after its training span, so its text branch has an empty
-  vocabulary: there the full model is the no-text model up to noise.
-- Text encoder: the LSTM text branch on `search_fact` lost to the no-text model (Health_US h12
-  0.744 vs 0.716, Traffic h6 0.0414 vs 0.0363, h12 0.0301 vs 0.0277). Attention pooling straight
-  over the token embeddings (`text_encoder="bag"`) on `report_fact` won (Traffic h6 0.0234 vs
-  0.0363).
-- Scoring the choices. Validation MSE is optimistic, since it steers early stopping, keeping the
-  skip and the skip's penalties and mix: the final settings are at or below the best validation
-  baseline on 10 of 10 rows there (2 seeds), which says little about the test split. Choices
-  below marked *nested* were scored with `--nested` instead (2 seeds): the test steps dropped,
-  the validation steps scored out of sample, training validating on the end of the training
-  steps.
-- Text fusion and text that stops. A text feed can stop (Health_US's reports end in January
-  2020, inside its test span), so each setting was scored as is and with every window's text
-  removed at forecast time, both against the no-text model (mean over the 10 rows of the
-  ratio). On validation: text joined to the merged features (`text_fusion="concat"`) 0.892 as
-  is but 1.208 with text removed (worst 1.89, Energy h48); additive text corrections gated off
-  for windows without text (`text_fusion="additive"`) 0.863 / 1.154 (worst 1.79); additive with
-  the whole text of half the training windows removed (`training.text_window_dropout=0.5`)
-  0.934 / 1.052 (worst 1.44); additive with 0.75 removed 0.961 / 1.008 (worst 1.09). Nested:
-  concat without removal 1.013 / 1.052 (the text hurts), additive with 0.5 0.988 / 1.022,
-  additive with 0.75 0.981 / 1.005 (at or below the best baseline on 7 of 10 rows, worst
-  1.166). Chosen: additive with 0.75, best on both and the only one within 10 % of the no-text
-  model on every row with the text removed.
-- Refit of the skip on training and validation windows once penalties and mix are chosen
-  (`linear_skip_refit`), left off. Scoring the skip alone with penalties and mix chosen on the
-  last eighth of the training windows and scored on validation favoured it slightly (mean ratio
-  to the best validation baseline 1.095 against 1.101), but it makes early stopping compare the
-  network with a skip that has seen the validation steps (the network was kept in 11 of 20
-  nested runs with it, 13 without), and nested the two tie: mean ratio to the best baseline
-  0.965 with, 0.966 without; at or below it on 6 against 7 rows; worst 1.205 against 1.166.
-- Margin for keeping the trained network over the skip (`training.keep_initial_margin`), left at
-  0: nested, a 5 % margin gave a mean ratio of 0.971 against 0.966 (at or below on 6 against 7
-  rows), a 10 % margin 0.976 (5 rows).
-- Shrinking the skip towards the last value (`linear_skip_shrink`: keep all, half or none of the
-  ridge mix's departure from the last value, chosen on validation), left off: nested, identical
-  to without on every row (the validation split kept the whole mix each time), while the last
-  value is the best nested baseline on Energy h48 (0.157 against the skip's 0.182).
-- Skip form, nested with 3 seeds. The skip alone (no network), as ratio to the best nested
-  baseline per row, mean over the 10 rows / rows at or below 1 / worst: the ridge mix chosen on
-  validation 1.025 / 5 / 1.166, the normalised ridge alone 1.019 / 7 / 1.110 (choosing the mix
-  on a short recent validation split costs more than it gains). With the network (additive text,
-  0.75 of training windows without text): mix 0.960 / 7 / 1.137, normalised ridge 0.959 / 6 /
-  1.062, but the text then hurt on average (mean MSE full/no-text 1.033; Health_US h12 full
-  0.869 against no text 0.775: the text branch made early stopping end the numeric part's
-  training sooner, at epochs 12 to 14 against 24 to 39). `linear_skip="ridge_normalised"` was
-  chosen on these figures (not blind to the test split: earlier looks had shown the normalised
-  ridge as the best test baseline on 6 of 10 rows), then set back after the fifth look (below).
-- Text after the numeric model (`training.text_after_numeric`, no window text removal), nested
-  with 3 seeds: full 0.943 / 7 / 1.062, shuffled text 0.940 / 7 / 1.062, no text 0.947 / 8 /
-  1.108; mean MSE full/no-text 0.999. The text stage was kept on few runs and the text removed
-  at forecast time changed little (Climate h12 1.035 with text, 1.021 without): on these
-  splits the text adds next to nothing, but it no longer costs the numeric model anything.
-  Chosen with the normalised ridge, then set back after the fifth look (below).
-- Averaging 3 seeds' forecasts (an ensemble), nested with the ridge mix: mean ratio 0.953
-  against 0.960 for one seed, the same rows at or below 1; not adopted, for three times the
-  fitting time.
-- Text after the numeric model with the ridge mix (`--set training.text_after_numeric=true --set
-  training.text_window_dropout=0`), nested with 3 seeds, run beside the settings above on the
-  same day (2026-11-26): full 0.967 / 7 / 1.137 against 0.960 / 7 / 1.137; mean MSE full/no
-  text 0.990 against 0.984, full/shuffled 0.996 against 0.986; with the text removed at
-  forecast time 0.997 against 1.011; fit 16.2 s/run against 11.4. Not adopted. Nested, the
-  settings above beat both text controls on the mean (MSE 0.4397, no text 0.4513, shuffled
-  0.4530; text helps on Health_US h12 and h48, hurts on Climate h12), which the test split
-  (table above) does not repeat.
-- How far a choice of skip made on validation carries, the skip alone, nested
-  (`python benchmarks/time_mmd_skip.py`; mean ratio to the best nested baseline / rows at or
-  below 1 / worst): the benchmark's ridge mix 1.025 / 5 / 1.166; the normalised ridge 1.019 / 7
-  / 1.110; the one baseline best on validation 1.060 / 5 / 1.393; the ridge mix chosen per
-  horizon step 1.003 / 4 / 1.118; weights of last value and both ridges on a 1/4 grid 1.006 / 6
-  / 1.166; their plain mean 1.114 / 4 / 1.511. No rule is within 1.10x of the best baseline on
-  every row: Energy h48 (best nested baseline the last value, best on validation the level
-  ridge) is above 1.10x for every rule but the plain mean, which is above 1.10x on six others.
-- Ridges weighted towards recent training windows (weights halving every 1, 1/2 or 1/4 of the
-  training span, penalty chosen on validation as before), the skip alone, nested: the normalised
-  ridge's mean ratio 1.032, 1.046, 1.062 against 1.019 unweighted, the level ridge's 1.162 to
-  1.165 against 1.175; not adopted.
-- Learning rate and epochs: monthly, Traffic h6 full model (2 seeds): learning rate 1e-3, batch 32,
-  60 epochs 0.0140 / 0.0163; 3e-4, 80 epochs 0.0198 / 0.0195; 5e-4, batch 64, 40 epochs 0.0349.
-  Weekly, learning rate 1e-3 with batch 32 vs 5e-4 with batch 64 (full model): Energy h12 0.0248
-  vs 0.0252, h48 0.0610 vs 0.0616, Health_US h12 0.734 vs 0.742, h48 0.895 vs 0.895.
-- Small sizes (16 units, dropout 0.2, weight decay 1e-4) were set first for the tiny series and
-  the 30-minute budget and not tuned further.
-
-History, for honesty about what the test split has seen. A first complete run scored the test
-split with a skip that was a single ridge on the window-normalised lookback (chosen because it
-beat the normalised ridge on validation: Agriculture h6 0.0360 vs 0.0374, Health_US h48 0.895
-vs 1.042). It was at or below the best baseline on 5 of 10 rows (worst ratio 1.53: Climate h48;
-Health_US h48 2.14 against 1.64, Climate h12 1.27x, Energy h48 1.14x, Energy h12 1.08x), and on
-average the text did not help (mean ratio to no text 1.016, to shuffled text 1.007; text beat
-both controls on Traffic h6 and h12 only). The skip was then changed to the two linear ridge
-forms. A second run (concatenated text) was at or below the best baseline on 3 of 10 rows
-(worst 1.467x, Health_US h12, where the text branch met windows without text it had never been
-trained on: full 1.518 against no text 0.996); mean test MSE full 0.582, no text 0.526, shuffled
-0.539. Additive text with 0.75 removal and the refit were then chosen on validation. A third run
-with both was at or below the best baseline on 3 of 10 rows (worst 1.370x, Energy h48; Climate
-h48 1.118x); mean test MSE full 0.554, no text 0.543, shuffled 0.541. Its logs showed the network
-kept on few rows; the `--nested` scoring was then built and the refit and the margin were
-decided with it (above), which turned the refit off. The refit's skip had also scored worse on
-the test split of that third run (Climate h48, Energy h48, Health_US h48), so that decision was
-not blind to the test split. The fourth look (3 of 10 rows at or below the best baseline, worst
-1.356; mean test MSE full 0.5403, no text 0.5262, shuffled 0.5330) was not a clean single one.
-
-A fifth look scored the settings chosen next on nested figures (3 seeds): normalised ridge skip and
-text after the numeric model (`--set model.linear_skip=ridge_normalised --set
-training.text_after_numeric=true --set training.text_window_dropout=0`, `--jobs 2`). At or below
-the best baseline on 5 of 10 rows (Agriculture h12 0.997, Health_US h12 0.843, h48 0.963, Traffic
-h6 0.901, h12 0.941), above 1.10x on Climate h12 1.238, Climate h48 1.452 and Energy h48 1.149
-(the normalised ridge is far from the test's best baseline there: Climate h48 1.731 against the
-ridge's 1.153); mean test MSE full 0.5601, no text 0.5634, shuffled 0.5624 (mean ratio to no text
-1.006, to shuffled 1.011); text removed at forecast time, mean ratio to no text 0.996. Wall time
-30.7 min on the same shared 2-core CPU machine with two cases at once (2026-11-26): the text
-stage about doubles each full and shuffled fit. Worse than the fourth look on mean test MSE
-(0.5601 against 0.5403) and over the 30-minute budget, so the settings were set back to those of
-the fourth look, a decision the test split informed. Both options stay in the product, off by
-default.
-
-The table above is a re-run of the fourth look's settings (2026-11-26; no setting changed, one
-process), made to add the comparison with the baseline best on the validation split, the one a
-user would pick without seeing the test steps.
-"""
 
 
 @dataclass
@@ -692,7 +510,7 @@ def write_docs(section: str, path: Path = DOCS) -> None:
 def docs_section(
     summary: pd.DataFrame, verdict: pd.DataFrame, args: argparse.Namespace, wall: float
 ) -> str:
-    model = ", ".join(f"{k}={v}" for k, v in _MODEL.items())
+    model = ", ".join(f"{k}={v}" for k, v in SETTINGS["monthly"]["model"].items())
     training = "; ".join(
         f"{frequency}: " + ", ".join(f"{k}={v}" for k, v in SETTINGS[frequency]["training"].items())
         for frequency in ("monthly", "weekly")
@@ -736,9 +554,9 @@ reports start in November 2018 (none in its training span), Health_US's end in J
 test span, from 2019, has hardly any while most training windows have some), the other three
 cover all three spans in part.
 
-Model settings (all domains): {model}; text column `report_fact`. Training: {training}.
-
-{SELECTION}"""
+Model settings (all domains): {model}; text column `report_fact`. Training: {training}. These
+are the presets `short-monthly` and `short-weekly` (`fusioncast.presets`); how they were chosen,
+and what each earlier look at the test split showed, is in `docs/selection.md`."""
 
 
 def parse_overrides(items: list[str]) -> dict[str, dict[str, Any]]:

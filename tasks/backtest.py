@@ -8,8 +8,8 @@ import pandas as pd
 from prefect import task
 from prefect.artifacts import create_table_artifact
 
-from fusioncast.backtest import BacktestConfig, Fold, plan_folds, run_fold
-from fusioncast.config import ModelConfig, TrainingConfig
+from fusioncast.backtest import Fold, plan_folds, run_fold
+from fusioncast.config import BacktestConfig, ModelConfig, TrainingConfig
 from fusioncast.contract import DataContract
 from fusioncast.evaluate import summarise
 from fusioncast.report import write_metrics

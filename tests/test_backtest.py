@@ -7,8 +7,8 @@ from uuid import UUID
 import pandas as pd
 import pytest
 
-from fusioncast.backtest import BacktestConfig, plan_folds
-from fusioncast.config import ModelConfig, TrainingConfig
+from fusioncast.backtest import plan_folds
+from fusioncast.config import BacktestConfig, ModelConfig, TrainingConfig
 from fusioncast.demo import DEMO_CONTRACT, write_demo_dataset
 from fusioncast.errors import DataValidationError
 from fusioncast.parameters import BacktestParameters, Workspace

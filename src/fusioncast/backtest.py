@@ -14,32 +14,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
 
-from fusioncast.config import ModelConfig, TrainingConfig
+from fusioncast.config import BacktestConfig, ModelConfig, TrainingConfig
 from fusioncast.contract import DataContract
 from fusioncast.errors import DataValidationError
 from fusioncast.evaluate import evaluate_model, season_length
 from fusioncast.split import split_at
 from fusioncast.state import ForecastingState, fit_scaler, fit_vocabularies
 from fusioncast.training import train_model
-
-
-class BacktestConfig(BaseModel):
-    """Which past forecast origins the backtest replays."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    n_folds: int = Field(3, ge=1, le=104, description="Forecast origins (folds) to replay.")
-    step: int | None = Field(
-        None, ge=1, le=10_000, description="Steps between fold origins (default: the horizon)."
-    )
-    validation_share: float = Field(
-        0.125,
-        gt=0,
-        lt=1,
-        description="Share of a fold's history held out for early stopping (at least a horizon).",
-    )
 
 
 @dataclass(frozen=True)

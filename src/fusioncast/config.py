@@ -158,3 +158,20 @@ class TrainingConfig(BaseModel):
         ge=1,
         description="Validate on a fixed random subset of this many windows (None: all).",
     )
+
+
+class BacktestConfig(BaseModel):
+    """Which past forecast origins the backtest replays."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n_folds: int = Field(3, ge=1, le=104, description="Forecast origins (folds) to replay.")
+    step: int | None = Field(
+        None, ge=1, le=10_000, description="Steps between fold origins (default: the horizon)."
+    )
+    validation_share: float = Field(
+        0.125,
+        gt=0,
+        lt=1,
+        description="Share of a fold's history held out for early stopping (at least a horizon).",
+    )

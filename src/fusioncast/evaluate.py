@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from fusioncast import metrics as m
-from fusioncast.baselines import LAST_VALUE, baseline_forecasts
+from fusioncast.baselines import baseline_forecasts
 from fusioncast.config import ModelConfig
 from fusioncast.errors import DataValidationError
 from fusioncast.predict import predict_windows
@@ -224,13 +224,3 @@ def summarise(metrics: pd.DataFrame) -> pd.DataFrame:
             )
         rows.append(row)
     return pd.DataFrame(rows).sort_values("mse").reset_index(drop=True)
-
-
-def mse_of(metrics: pd.DataFrame, model: str = MODEL) -> float:
-    """The overall MSE of one candidate."""
-    summary = summarise(metrics).set_index("model")
-    return float(summary.at[model, "mse"])
-
-
-def last_value_mse(metrics: pd.DataFrame) -> float:
-    return mse_of(metrics, LAST_VALUE)

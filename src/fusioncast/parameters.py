@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from fusioncast.backtest import BacktestConfig
-from fusioncast.config import ModelConfig, TrainingConfig
+from fusioncast.config import BacktestConfig, ModelConfig, TrainingConfig
 from fusioncast.contract import DataContract
 from fusioncast.demo import DEMO_CONTRACT
+from fusioncast.presets import PRESETS, apply_preset
 from fusioncast.promotion import PromotionConfig
 from fusioncast.validation import ValidationConfig
+
+PresetName = Literal[tuple(PRESETS)]
 
 
 class Workspace(BaseModel):
@@ -43,6 +46,13 @@ class _RunParameters(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    preset: PresetName | None = Field(
+        None,
+        description=(
+            "Named model and training settings to start from (fusioncast.presets); the model "
+            "and training fields given here override it."
+        ),
+    )
     data_path: str = Field("data/demo", description="Parquet file or directory of the input data.")
     workspace: Workspace = Field(default_factory=Workspace)
     contract: DataContract = Field(DEMO_CONTRACT, description="Column roles of the input.")
@@ -52,6 +62,11 @@ class _RunParameters(BaseModel):
         default_factory=ValidationConfig,
         description="Data validation: policy (fail or quarantine) and tolerances.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset_under_given_fields(cls, payload: Any) -> Any:
+        return apply_preset(payload) if isinstance(payload, dict) else payload
 
 
 class RetrainParameters(_RunParameters):
