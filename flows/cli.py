@@ -64,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="list, promote or roll back registry versions")
     actions = models.add_subparsers(dest="action", required=True)
     for action, help_text in (
-        ("list", "every version with its test MSE; * marks the champion"),
+        ("list", "every version with its test MSE and status (ok or damaged); * = champion"),
         ("promote", "make a version the champion (bypasses the promotion gate)"),
         ("rollback", "make the previous champion the champion again"),
     ):
@@ -78,7 +78,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _models(args: argparse.Namespace) -> dict[str, str]:
-    """The registry commands: they read and swap the champion pointer only (no Prefect run)."""
+    """The registry commands: they read and swap the champion pointer only (no Prefect run).
+
+    ``list`` shows damaged versions and unfinished registrations too, and exits with status 2
+    when the champion pointer is unusable (``forecast`` would fail), after the listing.
+    """
     from fusioncast.parameters import Workspace
     from fusioncast.registry import ModelRegistry
 
@@ -87,19 +91,27 @@ def _models(args: argparse.Namespace) -> dict[str, str]:
         table = registry.describe()
         if table.empty:
             print(f"no model versions in {registry.root}")
-            return {}
         for row in table.itertuples():
             mark = "*" if row.champion else " "
             print(
-                f"{mark} {row.model_version}  created {row.created_at[:19]}  "
-                f"data {row.data_fingerprint}  test MSE {_number(row.test_mse)}  "
-                f"last value {_number(row.last_value_mse)}"
+                f"{mark} {row.model_version}  created {_text(row.created_at)[:19]}  "
+                f"data {_text(row.data_fingerprint)}  test MSE {_number(row.test_mse)}  "
+                f"last value {_number(row.last_value_mse)}  {row.status}"
             )
-        return {"champion": registry.champion() or ""}
+        for name in registry.unfinished():
+            print(
+                f"  {name}  unfinished: a registration in progress, or one a killed run left "
+                "(the next retrain removes it once an hour old)"
+            )
+        return {"champion": registry.check_champion() or ""}
     with registry.lock():
         if args.action == "promote":
-            registry.verify(args.version)
-            registry.promote(args.version, reason=args.reason)
+            kept = registry.promote(args.version, reason=args.reason)
+            if kept:
+                print(
+                    f"the unreadable champion pointer was kept as {kept}; the earlier champions "
+                    "it listed are no longer available to rollback"
+                )
             version = args.version
         else:
             version = registry.rollback(reason=args.reason)
@@ -109,6 +121,11 @@ def _models(args: argparse.Namespace) -> dict[str, str]:
 
 def _number(value: float | None) -> str:
     return "n/a" if value is None or value != value else f"{value:.4f}"
+
+
+def _text(value: object) -> str:
+    """A manifest field, or n/a where the manifest could not be read (pandas holds it as NaN)."""
+    return value if isinstance(value, str) and value else "n/a"
 
 
 def _retrain_parameters(args: argparse.Namespace, kind=None):

@@ -1,5 +1,5 @@
-"""The retrain flow: validate -> split -> scale -> tokenize -> train -> evaluate -> register ->
-promotion gate -> forecast -> publish -> promote."""
+"""The retrain flow: check the champion -> validate -> split -> scale -> tokenize -> train ->
+evaluate -> register -> promotion gate -> forecast -> publish -> promote."""
 
 from __future__ import annotations
 
@@ -11,7 +11,13 @@ from fusioncast.registry import ModelRegistry
 from tasks.evaluate import evaluate
 from tasks.forecast import forecast, publish
 from tasks.prepare import build_windows, fit_scaling, fit_tokenization, split_data
-from tasks.registry import load_model, promote_model, promotion_gate, register_model
+from tasks.registry import (
+    check_registry,
+    load_model,
+    promote_model,
+    promotion_gate,
+    register_model,
+)
 from tasks.report import summarise_run
 from tasks.train import train
 from tasks.validate import validate_data
@@ -26,6 +32,7 @@ def retrain(parameters: RetrainParameters | None = None) -> dict[str, str]:
     workspace, contract = parameters.workspace, parameters.contract
     model_config, training = parameters.model, parameters.training
 
+    check_registry(workspace.models)  # a broken champion pointer stops the run before training
     frame, report, data_fingerprint = validate_data(
         parameters.data_path,
         contract,

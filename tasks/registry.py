@@ -16,6 +16,15 @@ from fusioncast.scaling import SeriesScaler
 from fusioncast.state import ForecastingState
 
 
+@task(name="check-registry")
+def check_registry(registry_root: Path) -> str | None:
+    """The champion, checked before training: a pointer that is unreadable or names a missing or
+    damaged version stops the run here, not after the new version is registered."""
+    champion = ModelRegistry(registry_root).check_champion()
+    get_run_logger().info("champion before training: %s", champion or "none yet")
+    return champion
+
+
 @task(name="register")
 def register_model(
     registry_root: Path,
@@ -48,8 +57,7 @@ def promotion_gate(
 ) -> GateDecision:
     """Whether the candidate beats the champion and the last value on the same test windows."""
     registry = ModelRegistry(registry_root)
-    champion = registry.champion()
-    loaded = registry.load(champion) if champion else None
+    loaded = registry.load() if registry.champion() else None
     decision = decide(candidate, scaler, frame, loaded, config)
     get_run_logger().info("promotion gate: %s", decision.reason)
     return decision

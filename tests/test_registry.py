@@ -1,4 +1,6 @@
 import json
+import os
+import time
 
 import numpy as np
 import pytest
@@ -93,3 +95,71 @@ def test_the_registry_lock_excludes_a_second_holder(tmp_path):
     with ModelRegistry(tmp_path).lock(), pytest.raises(ModelStateError, match="stayed locked"):
         take_briefly()
     take_briefly()  # released
+
+
+@pytest.mark.parametrize(
+    "content, found",
+    [
+        (b'{"version": 1, "model_version": "2026', "not valid JSON"),
+        (b"\xff\xfe garbage", "not valid JSON"),
+        (b"[1, 2]", "expected a JSON object, found list"),
+        (b'{"version": 1, "history": []}', "does not name a champion"),
+    ],
+)
+def test_an_unreadable_pointer_is_named_and_promote_replaces_it(
+    tmp_path, state_and_model, content, found
+):
+    state, model = state_and_model
+    registry = ModelRegistry(tmp_path)
+    version = registry.register(model, state, parameters={}, data_fingerprint="abc")
+    pointer = tmp_path / "champion.json"
+    pointer.write_bytes(content)
+    for read in (registry.champion, registry.load, registry.rollback):
+        with pytest.raises(ModelStateError, match="models promote VERSION") as error:
+            read()
+        assert f"rule 'state_json' failed on {pointer}: {found}" in str(error.value)
+    assert registry.describe()[["champion", "status"]].values.tolist() == [[False, "ok"]]
+    kept = registry.promote(version, reason="repair")
+    assert kept.read_bytes() == content and kept.name.startswith("champion.json.damaged-")
+    assert registry.check_champion() == version and registry.champion_history() == []
+
+
+def test_rollback_refuses_a_damaged_earlier_champion_and_says_what_to_run(
+    tmp_path, state_and_model
+):
+    state, model = state_and_model
+    registry = ModelRegistry(tmp_path)
+    a, b = (registry.register(model, state, parameters={}, data_fingerprint=str(i)) for i in "ab")
+    registry.promote(a)
+    registry.promote(b)
+    (tmp_path / a / "spec.json").unlink()
+    with pytest.raises(ModelStateError, match="models promote VERSION") as error:
+        registry.rollback()
+    assert f"cannot roll back: model version {a}: file spec.json is missing" in str(error.value)
+    assert registry.champion() == b
+    assert registry.describe().set_index("model_version")["status"].to_dict() == {
+        a: "damaged: file spec.json is missing",
+        b: "ok",
+    }
+
+
+def test_register_removes_unfinished_versions_a_killed_run_left_an_hour_ago(
+    tmp_path, state_and_model
+):
+    state, model = state_and_model
+    registry = ModelRegistry(tmp_path)
+    old, young = tmp_path / ".staging-old", tmp_path / ".staging-young"
+    for folder in (old, young):
+        folder.mkdir()
+        (folder / "model.keras").write_bytes(b"partial")
+    two_hours_ago = time.time() - 7200
+    for path in (old / "model.keras", old):
+        os.utime(path, (two_hours_ago, two_hours_ago))
+    os.utime(young, (two_hours_ago, two_hours_ago))  # its file is still being written
+    killed_pointer_write = tmp_path / ".champion.json.0123abcd.tmp"
+    killed_pointer_write.write_text("{")
+    os.utime(killed_pointer_write, (two_hours_ago, two_hours_ago))
+    assert registry.unfinished() == [".staging-old", ".staging-young"]
+    version = registry.register(model, state, parameters={}, data_fingerprint="abc")
+    assert registry.unfinished() == [".staging-young"]
+    assert registry.versions() == [version] and not killed_pointer_write.exists()

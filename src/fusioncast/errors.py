@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 
 class FusioncastError(Exception):
     """Base class of every error fusioncast raises on purpose (bad data, bad config, bad state)."""
@@ -52,10 +54,17 @@ class WorkspaceError(FusioncastError):
         super().__init__(f"cannot {action} {path}: {cause}")
 
     @classmethod
-    def from_os_error(cls, error: OSError, action: str = "use") -> WorkspaceError:
-        """The one-line form of an ``OSError`` (its file name and its reason)."""
-        path = error.filename if error.filename is not None else "a workspace path"
-        if getattr(error, "filename2", None):
-            path = f"{path} -> {error.filename2}"
-        cause = error.strerror or str(error) or type(error).__name__
-        return cls(action, path, cause)
+    def from_os_error(
+        cls, error: OSError, action: str = "use", path: object = None
+    ) -> WorkspaceError:
+        """The one-line form of an ``OSError``: its file name (else ``path``) and its reason.
+
+        pyarrow and Keras raise ``OSError`` without a file name, and pyarrow's text wraps the
+        system's reason: the error number gives the plain reason where there is one.
+        """
+        if error.filename is not None:
+            path = error.filename
+            if getattr(error, "filename2", None):
+                path = f"{path} -> {error.filename2}"
+        cause = os.strerror(error.errno) if error.errno else error.strerror or str(error)
+        return cls(action, path or "a workspace path", cause or type(error).__name__)

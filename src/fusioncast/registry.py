@@ -6,11 +6,16 @@ Layout under the registry root::
               training.json, metrics.parquet, manifest.json
     champion.json    {"model_version", "promoted_at", "reason", "history": [earlier champions]},
                      replaced atomically; ``rollback`` goes back to the previous one
+    champion.json.damaged-<time>   an unreadable pointer that ``promote`` replaced, kept for people
+    .staging-<version>/   a version being assembled (one a killed run left is removed an hour on)
     .lock            serialises promotion decisions between concurrent runs (``flock``)
 
 A version directory is assembled under a hidden temporary name and renamed into place, so it is
 either complete or absent. ``manifest.json`` holds the sha256 of every other file; loading refuses
-a version whose files do not match it.
+a version whose files do not match it. Damage done later (a file changed, truncated or removed)
+never stops the registry from being listed or repaired: :meth:`ModelRegistry.describe` gives each
+version's status, and errors name the file at fault and the command that repairs it (promoting a
+sound version rewrites the pointer).
 """
 
 from __future__ import annotations
@@ -31,17 +36,31 @@ import pandas as pd
 
 from fusioncast.baselines import LAST_VALUE
 from fusioncast.contract import read_json, write_json
-from fusioncast.errors import ModelStateError
+from fusioncast.errors import ModelStateError, WorkspaceError
 from fusioncast.evaluate import MODEL, summarise
 from fusioncast.model import load_model
+from fusioncast.publish import remove_stale
 from fusioncast.state import ForecastingState
 
 MANIFEST_VERSION = 1
 CHAMPION_VERSION = 1
 MODEL_FILE = "model.keras"
+MANIFEST_FILE = "manifest.json"
+METRICS_FILE = "metrics.parquet"
 CHAMPION_FILE = "champion.json"
+STAGING_PREFIX = ".staging-"
 LOCK_FILE = ".lock"
 HISTORY_LIMIT = 100
+#: Status of a version whose files all match its manifest.
+OK = "ok"
+_CHOOSE = (
+    "choose a champion with `fusioncast models promote VERSION` "
+    "(`fusioncast models list` shows which versions are ok)"
+)
+_REPLACE = (
+    "promote another with `fusioncast models promote VERSION` or go back with "
+    "`fusioncast models rollback` (`fusioncast models list` shows which versions are ok)"
+)
 
 
 @dataclass
@@ -74,19 +93,25 @@ class ModelRegistry:
         training: dict[str, Any] | None = None,
         metrics: pd.DataFrame | None = None,
     ) -> str:
-        """Store a new version (complete or not at all) and return its id."""
+        """Store a new version (complete or not at all) and return its id.
+
+        A disk that is full or read-only raises :class:`WorkspaceError` naming the path, and
+        leaves the registry as it was.
+        """
         created = pd.Timestamp.now(tz="UTC")
         version = f"{created:%Y%m%dT%H%M%S}Z-{uuid.uuid4().hex[:6]}"
-        self.root.mkdir(parents=True, exist_ok=True)
-        staging = self.root / f".staging-{version}"
-        staging.mkdir()
+        staging = self.root / f"{STAGING_PREFIX}{version}"
         try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            remove_stale(self.root, f"{STAGING_PREFIX}*")
+            remove_stale(self.root, ".*.tmp")
+            staging.mkdir()
             model.save(staging / MODEL_FILE)
             state.save(staging)
             if training is not None:
                 write_json(staging / "training.json", training)
             if metrics is not None:
-                metrics.to_parquet(staging / "metrics.parquet", index=False)
+                metrics.to_parquet(staging / METRICS_FILE, index=False)
             files = sorted(p.name for p in staging.iterdir() if p.is_file())
             manifest = {
                 "version": MANIFEST_VERSION,
@@ -97,22 +122,33 @@ class ModelRegistry:
                 "parameters": parameters,
                 "files": {name: sha256_of(staging / name) for name in files},
             }
-            write_json(staging / "manifest.json", manifest)
+            write_json(staging / MANIFEST_FILE, manifest)
             staging.rename(self.root / version)
+        except OSError as error:  # Keras's and pyarrow's carry no file name
+            shutil.rmtree(staging, ignore_errors=True)
+            raise WorkspaceError.from_os_error(error, "write", staging) from error
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         return version
 
     def versions(self) -> list[str]:
-        """Complete versions, oldest first."""
-        if not self.root.exists():
+        """Complete versions (with a manifest), oldest first."""
+        return [v for v in self._directories() if (self.root / v / MANIFEST_FILE).exists()]
+
+    def _directories(self) -> list[str]:
+        """Every version directory, complete or damaged; not the hidden ones being assembled."""
+        if not self.root.is_dir():
             return []
         return sorted(
-            p.name
-            for p in self.root.iterdir()
-            if p.is_dir() and (p / "manifest.json").exists() and not p.name.startswith(".")
+            p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")
         )
+
+    def unfinished(self) -> list[str]:
+        """Hidden folders of registrations that have not finished (or whose run was killed)."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.glob(f"{STAGING_PREFIX}*") if p.is_dir())
 
     def champion(self) -> str | None:
         pointer = self._pointer()
@@ -121,33 +157,98 @@ class ModelRegistry:
     def champion_history(self) -> list[dict[str, Any]]:
         """Earlier champions, oldest first (what ``rollback`` goes back to)."""
         pointer = self._pointer()
-        return list(pointer.get("history", [])) if pointer else []
+        return list(pointer["history"]) if pointer else []
 
     def _pointer(self) -> dict[str, Any] | None:
         path = self.root / CHAMPION_FILE
-        return read_json(path, CHAMPION_VERSION) if path.exists() else None
+        try:
+            pointer = read_json(path, CHAMPION_VERSION)
+        except FileNotFoundError:
+            return None
+        except ModelStateError as error:
+            raise ModelStateError(f"{error}; {_CHOOSE}") from None
+        history = pointer.setdefault("history", [])
+        if not (
+            isinstance(pointer.get("model_version"), str)
+            and isinstance(history, list)
+            and all(
+                isinstance(h, dict) and isinstance(h.get("model_version"), str) for h in history
+            )
+        ):
+            raise ModelStateError(
+                f"rule 'state_json' failed on {path}: does not name a champion and its "
+                f"history; {_CHOOSE}"
+            )
+        return pointer
 
-    def promote(self, version: str, reason: str = "") -> None:
-        """Make ``version`` the champion (atomic replace of the pointer); the previous champion is
-        kept in the pointer's history."""
+    def check_champion(self) -> str | None:
+        """The champion's version (``None`` when there is none yet), after checking that the
+        pointer reads and names a version whose files all match its manifest.
+
+        Raises:
+            ModelStateError: naming the file at fault and the command that repairs it.
+        """
+        return self._verified_champion()[0]
+
+    def _verified_champion(self) -> tuple[str | None, dict[str, Any]]:
+        version = self.champion()
+        if version is None:
+            return None, {}
+        pointer = self.root / CHAMPION_FILE
+        if version not in self._directories():
+            raise ModelStateError(
+                f"{pointer} names model version {version}, which is not in {self.root}; {_REPLACE}"
+            )
+        manifest, damage = self._inspect(version)
+        if damage:
+            raise ModelStateError(
+                f"model version {version}: {damage}; refusing to use it. It is the champion "
+                f"named by {pointer}: {_REPLACE}"
+            )
+        return version, manifest
+
+    def promote(self, version: str, reason: str = "") -> Path | None:
+        """Make ``version`` the champion (atomic replace of the pointer), after checking its
+        files; the previous champion is kept in the pointer's history.
+
+        An unreadable pointer is copied to ``champion.json.damaged-<time>`` before it is
+        replaced (its history is then lost to ``rollback``); returns that copy's path, else None.
+        """
         if version not in self.versions():
             raise ModelStateError(f"cannot promote unknown model version {version!r}")
-        pointer = self._pointer()
-        history = self.champion_history()
+        self.verify(version)
+        kept = None
+        try:
+            pointer = self._pointer()
+        except ModelStateError:
+            pointer = None
+            kept = (
+                self.root / f"{CHAMPION_FILE}.damaged-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}Z"
+            )
+            shutil.copyfile(self.root / CHAMPION_FILE, kept)
+        history = list(pointer["history"]) if pointer else []
         if pointer is not None and pointer["model_version"] != version:
             history.append({k: pointer.get(k) for k in ("model_version", "promoted_at", "reason")})
         self._write_pointer(version, reason, history)
+        return kept
 
     def rollback(self, reason: str = "rollback") -> str:
         """Make the previous champion the champion again; returns its version."""
-        history = self.champion_history()
-        current = self.champion()
+        try:
+            pointer = self._pointer()
+        except ModelStateError as error:
+            raise ModelStateError(f"cannot roll back: {error}") from None
+        history = list(pointer["history"]) if pointer else []
+        current = pointer["model_version"] if pointer else None
         while history and history[-1]["model_version"] == current:
             history.pop()
         if not history:
             raise ModelStateError(f"no earlier champion to roll back to in {self.root}")
         previous = history.pop()["model_version"]
-        self.verify(previous)
+        try:
+            self.verify(previous)
+        except ModelStateError as error:
+            raise ModelStateError(f"cannot roll back: {error}; {_CHOOSE}") from None
         self._write_pointer(previous, f"{reason} (from {current})", history)
         return previous
 
@@ -186,52 +287,80 @@ class ModelRegistry:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
     def describe(self) -> pd.DataFrame:
-        """One row per version: when, data fingerprint, test MSE of the model and of the last
-        value, whether it is the champion."""
-        champion = self.champion()
+        """One row per version directory, damaged ones included: when, data fingerprint, test MSE
+        of the model and of the last value, whether it is the champion, and its ``status``
+        (:data:`OK`, or ``damaged: <what>``). Reading a damaged version or pointer never fails
+        here; :meth:`check_champion` says what the pointer's trouble is."""
+        try:
+            champion = self.champion()
+        except ModelStateError:
+            champion = None
         rows = []
-        for version in self.versions():
-            manifest = read_json(self.root / version / "manifest.json", MANIFEST_VERSION)
+        for version in self._directories():
+            manifest, damage = self._inspect(version)
+            manifest = manifest or {}
             row = {
                 "model_version": version,
-                "created_at": manifest["created_at"],
-                "data_fingerprint": manifest["data_fingerprint"][:12],
+                "created_at": manifest.get("created_at"),
+                "data_fingerprint": str(manifest.get("data_fingerprint", ""))[:12] or None,
                 "test_mse": None,
                 "last_value_mse": None,
                 "champion": version == champion,
+                "status": f"damaged: {damage}" if damage else OK,
             }
-            metrics_path = self.root / version / "metrics.parquet"
-            if metrics_path.exists():
-                summary = summarise(pd.read_parquet(metrics_path)).set_index("model")["mse"]
-                row["test_mse"] = float(summary.get(MODEL, float("nan")))
-                row["last_value_mse"] = float(summary.get(LAST_VALUE, float("nan")))
+            metrics_path = self.root / version / METRICS_FILE
+            if not damage and metrics_path.exists():
+                try:
+                    summary = summarise(pd.read_parquet(metrics_path)).set_index("model")["mse"]
+                except (OSError, ValueError, KeyError):  # pyarrow's ArrowInvalid is a ValueError
+                    row["status"] = f"damaged: {METRICS_FILE} unreadable"
+                else:
+                    row["test_mse"] = float(summary.get(MODEL, float("nan")))
+                    row["last_value_mse"] = float(summary.get(LAST_VALUE, float("nan")))
             rows.append(row)
         return pd.DataFrame(rows)
 
+    def _inspect(self, version: str) -> tuple[dict[str, Any] | None, str | None]:
+        """The version's manifest (None when unreadable) and what is wrong with it (None: its
+        files all match the manifest)."""
+        directory = self.root / version
+        try:
+            manifest = read_json(directory / MANIFEST_FILE, MANIFEST_VERSION)
+            files = dict(manifest["files"])
+        except FileNotFoundError:
+            return None, f"{MANIFEST_FILE} missing (an unfinished or emptied version)"
+        except (ModelStateError, KeyError, TypeError, ValueError, OSError):
+            return None, f"{MANIFEST_FILE} unreadable"
+        for name, expected in files.items():
+            try:
+                found = sha256_of(directory / name)
+            except FileNotFoundError:
+                return manifest, f"file {name} is missing"
+            except OSError as error:
+                return manifest, f"file {name} is unreadable ({error.strerror or error})"
+            if found != expected:
+                return manifest, (
+                    f"file {name} does not match its manifest hash (modified or corrupt)"
+                )
+        return manifest, None
+
     def verify(self, version: str) -> dict[str, Any]:
         """The version's manifest, after checking every file's sha256 against it."""
-        directory = self.root / version
-        manifest_path = directory / "manifest.json"
-        if not manifest_path.exists():
+        if version not in self._directories():
             raise ModelStateError(f"model version {version!r} not found under {self.root}")
-        manifest = read_json(manifest_path, MANIFEST_VERSION)
-        for name, expected in manifest["files"].items():
-            path = directory / name
-            if not path.exists():
-                raise ModelStateError(f"model version {version}: file {name} is missing")
-            if sha256_of(path) != expected:
-                raise ModelStateError(
-                    f"model version {version}: file {name} does not match its manifest hash "
-                    "(modified or corrupt); refusing to use it"
-                )
+        manifest, damage = self._inspect(version)
+        if damage:
+            raise ModelStateError(f"model version {version}: {damage}; refusing to use it")
         return manifest
 
     def load(self, version: str | None = None) -> LoadedModel:
         """Load ``version`` (default: the champion) after verifying it."""
-        version = version or self.champion()
-        if version is None:
-            raise ModelStateError(f"no champion model in {self.root}; run retrain first")
-        manifest = self.verify(version)
+        if not version:
+            version, manifest = self._verified_champion()
+            if version is None:
+                raise ModelStateError(f"no champion model in {self.root}; run retrain first")
+        else:
+            manifest = self.verify(version)
         directory = self.root / version
         model = load_model(directory / MODEL_FILE)
         return LoadedModel(version, model, ForecastingState.load(directory), manifest)
