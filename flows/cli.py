@@ -83,10 +83,16 @@ def _models(args: argparse.Namespace) -> dict[str, str]:
     ``list`` shows damaged versions and unfinished registrations too, and exits with status 2
     when the champion pointer is unusable (``forecast`` would fail), after the listing.
     """
+    from fusioncast.errors import ModelStateError
     from fusioncast.parameters import Workspace
     from fusioncast.registry import ModelRegistry
 
     registry = ModelRegistry(Workspace(root=args.workdir).models)
+    if not registry.root.is_dir():  # a mistyped --workdir, not an empty registry
+        raise ModelStateError(
+            f"no model registry at {registry.root}: run retrain with --workdir {args.workdir} "
+            "first, or give the --workdir of an earlier retrain"
+        )
     if args.action == "list":
         table = registry.describe()
         if table.empty:
