@@ -78,7 +78,13 @@ def retrain(parameters: RetrainParameters | None = None) -> dict[str, str]:
                     champion.version,
                 )
             forecasts = forecast(
-                model, frame, published_state, report.freq, published_version, run_id
+                model,
+                frame,
+                published_state,
+                report.freq,
+                published_version,
+                run_id,
+                report.timezone,
             )
             outcome["forecasts_path"] = str(publish(forecasts, workspace.forecasts, run_id))
         # Promoted last: a run that fails before this point leaves the champion as it was.

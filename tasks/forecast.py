@@ -23,6 +23,7 @@ def forecast(
     freq: str,
     model_version: str,
     run_id: str,
+    timezone: str | None = None,
 ) -> pd.DataFrame:
     return forecast_frame(
         model,
@@ -32,6 +33,7 @@ def forecast(
         model_version=model_version,
         run_id=run_id,
         created_at=pd.Timestamp.now(tz="UTC"),
+        timezone=timezone,
     )
 
 

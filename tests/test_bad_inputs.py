@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from fusioncast.contract import ForecastColumn as F
-from fusioncast.demo import generate_demo_frame
+from fusioncast.demo import DEMO_CONTRACT, generate_demo_frame
 from fusioncast.validation import QUARANTINE_COLUMN, QUARANTINE_RULE, REPORT_FILE
 
 pytestmark = pytest.mark.slow
@@ -211,14 +211,67 @@ def too_many_categories(frame, path):
     return write(frame, path)  # the run allows 5 values per categorical; day_of_week has 7
 
 
-def schema_conflict(frame, path):
+def halves(frame, path, second=lambda rows: rows):
+    """A dataset directory of two files: the first half of the rows, and the rest changed."""
     path.mkdir()
-    half = len(frame) // 2
+    half = len(frame) // 2  # S01-* and S02-*
     write(frame.iloc[:half], path / "part-0.parquet")
-    rest = frame.iloc[half:].assign(price=lambda f: f["price"].astype(str))
-    rest.loc[rest.index[:2], "price"] = "n/a"  # strings in a column the first file has as floats
-    write(rest, path / "part-1.parquet")
+    write(second(frame.iloc[half:]), path / "part-1.parquet")
     return path
+
+
+def schema_conflict(frame, path):
+    def as_text(rows):
+        rows = rows.assign(price=rows["price"].astype(str))
+        rows.loc[rows.index[:2], "price"] = (
+            "n/a"  # strings in a column the first file has as floats
+        )
+        return rows
+
+    return halves(frame, path, as_text)
+
+
+def csv_named_parquet(frame, path):
+    path.write_text(frame.to_csv(index=False))
+    return path
+
+
+def zero_byte_file(frame, path):
+    path.write_bytes(b"")
+    return path
+
+
+def truncated_file(frame, path):
+    content = write(frame, path).read_bytes()
+    path.write_bytes(content[: len(content) // 2])
+    return path
+
+
+def directory_with_a_corrupt_file(frame, path):
+    halves(frame, path)
+    truncated_file(frame.iloc[: len(frame) // 2], path / "part-1.parquet")
+    return path
+
+
+def directory_with_only_a_readme(frame, path):
+    path.mkdir()
+    (path / "README.txt").write_text("daily sales per store and category\n")
+    return path
+
+
+def column_missing_from_one_file(frame, path):
+    return halves(frame, path, lambda rows: rows.drop(columns=["note"]))
+
+
+def files_in_different_time_zones(frame, path):
+    frame = frame.assign(date=frame["date"].dt.tz_localize("UTC"))
+    return halves(
+        frame, path, lambda rows: rows.assign(date=rows["date"].dt.tz_convert("Asia/Tokyo"))
+    )
+
+
+def missing_path(frame, path):
+    return path  # nothing written
 
 
 @dataclass
@@ -270,6 +323,14 @@ REJECTED = [
         {"max_categorical_cardinality": 5},
     ),
     Case(schema_conflict, "parquet_schema", "price", 1),
+    Case(csv_named_parquet, "parquet_readable", "*", 1),
+    Case(zero_byte_file, "parquet_readable", "*", 1),
+    Case(truncated_file, "parquet_readable", "*", 1),
+    Case(directory_with_a_corrupt_file, "parquet_readable", "*", 1),
+    Case(directory_with_only_a_readme, "parquet_files", "*", 1),
+    Case(missing_path, "parquet_files", "*", 1),
+    Case(column_missing_from_one_file, "parquet_columns", "note", 1),
+    Case(files_in_different_time_zones, "timestamp_timezone", "date", 1),
 ]
 
 
@@ -376,6 +437,72 @@ def test_accepted_quirks_are_forecast(change, workspace, tmp_path):
         if r["action"] != "passed"
     ]
     assert warnings == ([expected["warning"]] if "warning" in expected else [])
+
+
+def test_a_readme_beside_the_parquet_files_is_left_out_with_a_warning(workspace, tmp_path):
+    from flows.cli import run
+
+    data = halves(base_frame(), tmp_path / "input")
+    (data / "README.txt").write_text("daily sales per store and category\n")
+    outcome = run(["forecast", "--data", str(data), "--workdir", workspace.workdir])
+    forecasts = pd.read_parquet(outcome["forecasts_path"])
+    columns = [F.SERIES_ID, F.TARGET_TIMESTAMP, F.FORECAST]
+    pd.testing.assert_frame_equal(forecasts[columns], workspace.baseline[columns])
+    report = json.loads(
+        (Path(workspace.workdir) / "reports" / outcome["run_id"] / REPORT_FILE).read_text()
+    )
+    warnings = [
+        (r["rule"], r["failing_count"], r["action"], r["example"]) for r in report["results"]
+    ]
+    assert ("parquet_files", 1, "ignored", "README.txt (not *.parquet or *.parq: not read)") in (
+        warnings
+    )
+
+
+# -- time zones --------------------------------------------------------------------------------
+
+
+def test_daily_data_in_a_zone_with_daylight_saving_is_published_in_that_zone(workspace, tmp_path):
+    from flows.cli import run
+
+    frame = base_frame()  # daylight saving time starts on 2023-03-26 in Berlin
+    data = write(
+        frame.assign(date=frame["date"].dt.tz_localize("Europe/Berlin")), tmp_path / "input.parquet"
+    )
+    outcome = run(["forecast", "--data", str(data), "--workdir", workspace.workdir])
+    forecasts = pd.read_parquet(outcome["forecasts_path"])
+    baseline = workspace.baseline
+    for column in (F.FORECAST_ORIGIN, F.TARGET_TIMESTAMP):
+        expected = baseline[column].dt.tz_localize("Europe/Berlin")
+        pd.testing.assert_series_equal(forecasts[column], expected, check_dtype=False)
+        assert str(forecasts[column].dt.tz) == "Europe/Berlin"
+    pd.testing.assert_series_equal(forecasts[F.FORECAST], baseline[F.FORECAST])
+
+
+def test_hourly_data_across_the_end_of_daylight_saving_continues_in_its_zone(
+    workspace, tmp_path, tiny_model_settings
+):
+    from flows.cli import run
+
+    # 2023-10-29 in Berlin: 02:00 comes twice; the last step is the second one (02:00+01:00)
+    last = pd.Timestamp("2023-10-29 01:00", tz="UTC").tz_convert("Europe/Berlin")
+    stamps = pd.date_range(end=last, periods=DAYS, freq="h")
+    frame = base_frame().assign(date=np.tile(stamps, len(SERIES)))
+    data = write(frame, tmp_path / "input.parquet")
+    hourly = {**DEMO_CONTRACT.model_dump(mode="json"), "freq": None}  # inferred
+    params = {"model": tiny_model_settings, "training": TRAINING, "contract": hourly}
+    args = ["--data", str(data), "--workdir", str(tmp_path / "out")]
+    outcome = run(["retrain", *args, "--params", str(params_file(tmp_path, params))])
+    forecasts = pd.read_parquet(outcome["forecasts_path"])
+    assert len(forecasts) == len(SERIES) * HORIZON
+    first = forecasts[forecasts[F.SERIES_ID] == SERIES[0]]
+    assert (first[F.FORECAST_ORIGIN] == last).all()
+    assert [str(t) for t in first[F.TARGET_TIMESTAMP]] == [
+        f"2023-10-29 {hour:02d}:00:00+01:00" for hour in range(3, 3 + HORIZON)
+    ]
+    notes = [entry for text in forecasts[F.EXPLANATION] for entry in json.loads(text)]
+    assert notes and {pd.Timestamp(n["timestamp"]) for n in notes} <= set(stamps)
+    assert all(n["timestamp"].endswith(("+01:00", "+02:00")) for n in notes)
 
 
 # -- quarantine and retrain --------------------------------------------------------------------

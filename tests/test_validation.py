@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fusioncast.contract import DataContract
+from fusioncast.contract import DataContract, read_dataset
 from fusioncast.errors import DataValidationError
 from fusioncast.validation import (
     QUARANTINE_COLUMN,
@@ -17,7 +17,6 @@ from fusioncast.validation import (
     ValidationConfig,
     ValidationReport,
     infer_frequency,
-    read_input,
     validate_dataset,
     validate_frame,
 )
@@ -245,7 +244,7 @@ def test_report_json_written(tmp_path):
     assert (error.rule, error.column) == ("not_null", "target")
     assert "1 other rule(s) failed" in str(error)
     payload = json.loads((tmp_path / "validation.json").read_text())
-    assert payload["version"] == 2 and payload["success"] is False
+    assert payload["version"] == 3 and payload["success"] is False
     failed = [r for r in payload["results"] if not r["success"]]
     assert [(r["rule"], r["column"], r["failing_count"]) for r in failed] == [
         ("not_null", "target", 2),
@@ -486,7 +485,7 @@ def test_read_input_names_duplicated_and_conflicting_parquet_columns(tmp_path):
     other = frame.iloc[9:].assign(price=lambda f: f["price"].astype(str).str.replace("-", "n/a"))
     other.to_parquet(tmp_path / "parts" / "b.parquet", index=False)
     with pytest.raises(DataValidationError) as info:
-        read_input(tmp_path / "parts", CONTRACT)
+        read_dataset(tmp_path / "parts", CONTRACT)
     assert (info.value.rule, info.value.column) == ("parquet_schema", "price")
     assert "price: double vs large_string" in str(info.value)
 
@@ -507,3 +506,242 @@ def test_data_docs_work_with_a_relative_report_dir(tmp_path, monkeypatch):
     _, report = validate_frame(make_frame(), CONTRACT, report_dir=Path("reports") / "run")
     assert (tmp_path / "reports" / "run" / "data_docs" / "index.html").is_file()
     assert report.success
+
+
+# -- reading the files of a dataset -------------------------------------------------------------
+
+
+def write_parts(directory: Path, *parts: pd.DataFrame) -> Path:
+    directory.mkdir()
+    for i, part in enumerate(parts):
+        part.to_parquet(directory / f"part-{i}.parquet", index=False)
+    return directory
+
+
+def read_error(source: Path) -> DataValidationError:
+    with pytest.raises(DataValidationError) as info:
+        read_dataset(source, CONTRACT)
+    return info.value
+
+
+def test_files_that_are_not_parquet_fail_parquet_readable_and_are_named(tmp_path):
+    frame = make_frame()
+    good = tmp_path / "good.parquet"
+    frame.to_parquet(good, index=False)
+    content = good.read_bytes()
+    (tmp_path / "csv.parquet").write_text(frame.to_csv(index=False))
+    (tmp_path / "empty.parquet").write_bytes(b"")
+    (tmp_path / "truncated.parquet").write_bytes(content[: len(content) // 2])
+    for name in ("csv.parquet", "empty.parquet", "truncated.parquet"):
+        error = read_error(tmp_path / name)
+        assert (error.rule, error.column, error.count) == ("parquet_readable", "*", 1)
+        assert error.example.startswith(f"{name}: ")
+    broken = write_parts(tmp_path / "parts", frame.iloc[:9], frame.iloc[9:])
+    (broken / "part-1.parquet").write_bytes(content[:100])
+    error = read_error(broken)
+    assert (error.rule, error.count) == ("parquet_readable", 1)
+    assert "1 of 2 file(s)" in str(error) and error.example.startswith("part-1.parquet: ")
+    # a footer that reads, pages that do not: found when the rows are read, the file named
+    damaged = write_parts(tmp_path / "damaged", frame.iloc[:9], frame.iloc[9:])
+    data = bytearray((damaged / "part-1.parquet").read_bytes())
+    data[4:60] = b"\x07" * 56
+    (damaged / "part-1.parquet").write_bytes(bytes(data))
+    error = read_error(damaged)
+    assert (error.rule, error.count) == ("parquet_readable", 1)
+    assert error.example.startswith("part-1.parquet: ")
+
+
+def test_a_path_without_parquet_files_fails_parquet_files(tmp_path):
+    error = read_error(tmp_path / "nowhere")
+    assert (error.rule, error.column, error.count) == ("parquet_files", "*", 1)
+    assert f"input dataset not found: {tmp_path / 'nowhere'}" in str(error)
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "README.txt").write_text("sales by store")
+    error = read_error(tmp_path / "docs")
+    assert (error.rule, error.column, error.count) == ("parquet_files", "*", 1)
+    assert f"no Parquet file (*.parquet, *.parq) in {tmp_path / 'docs'}" in str(error)
+    assert error.example == "README.txt"
+
+
+def test_other_files_of_a_directory_are_left_out_with_a_warning(tmp_path):
+    frame = make_frame()
+    source = write_parts(tmp_path / "parts", frame.iloc[:9])
+    frame.iloc[9:].to_parquet(source / "part-1.PARQ", index=False)
+    (source / "README.txt").write_text("sales by store")
+    frame.to_csv(source / "export.csv", index=False)
+    (source / "_SUCCESS").write_text("")  # markers and hidden files are skipped silently
+    (source / ".part-0.parquet.crc").write_bytes(b"\x00")
+    out, report = validate_dataset(source, CONTRACT, report_dir=tmp_path / "report")
+    assert len(out) == len(frame)
+    (warning,) = report.warnings
+    assert (warning.rule, warning.column, warning.failing_count, warning.action) == (
+        "parquet_files",
+        "*",
+        2,
+        "ignored",
+    )
+    assert warning.example.startswith("README.txt")
+    payload = json.loads((tmp_path / "report" / "validation.json").read_text())
+    assert [r["rule"] for r in payload["results"][:5]] == [
+        "parquet_files",
+        "parquet_readable",
+        "parquet_columns",
+        "timestamp_timezone",
+        "parquet_schema",
+    ]
+
+
+def test_files_lacking_a_column_the_others_have_fail_parquet_columns(tmp_path):
+    frame = make_frame()
+    source = write_parts(
+        tmp_path / "parts",
+        frame.iloc[:6],
+        frame.iloc[6:12].drop(columns=["note"]),
+        frame.iloc[12:].drop(columns=["note", "price"]),
+    )
+    error = read_error(source)
+    assert (error.rule, error.column, error.count) == ("parquet_columns", "price, note", 2)
+    assert "2 of 3 files lack column(s) the others have" in str(error)
+    assert error.example == "part-1.parquet has no note"
+    # a column no file has is left to validation, which names it
+    source = write_parts(tmp_path / "none", frame.iloc[:9].drop(columns=["note"]))
+    with pytest.raises(DataValidationError) as info:
+        validate_dataset(source, CONTRACT)
+    assert (info.value.rule, info.value.column) == ("columns_present", "note")
+
+
+def test_files_widen_compatible_types_and_hive_folders_give_columns(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    frame = make_frame()
+    source = tmp_path / "parts"
+    for i, (series, rows) in enumerate(frame.groupby("series_id")):
+        folder = source / f"series_id={series}"
+        folder.mkdir(parents=True)
+        table = pa.Table.from_pandas(rows.drop(columns=["series_id"]), preserve_index=False)
+        if i == 1:  # other writers: 32-bit floats, string (not large_string), milliseconds
+            table = table.cast(
+                pa.schema(
+                    [
+                        ("timestamp", pa.timestamp("ms")),
+                        ("target", pa.float32()),
+                        ("price", pa.float32()),
+                        ("region", pa.string()),
+                        ("note", pa.string()),
+                    ]
+                )
+            )
+        pq.write_table(table, folder / "part.parquet")
+    out, report = validate_dataset(source, CONTRACT)
+    assert report.success and len(out) == len(frame) and report.n_series == 3
+    assert sorted(out["series_id"].unique()) == ["s0", "s1", "s2"]
+
+
+def test_files_in_different_time_zones_fail_timestamp_timezone(tmp_path):
+    frame = make_frame(n_series=4)
+    stamps = frame["timestamp"]
+    source = write_parts(
+        tmp_path / "zones",
+        frame.iloc[:12].assign(timestamp=stamps.iloc[:12].dt.tz_localize("UTC")),
+        frame.iloc[12:18].assign(timestamp=stamps.iloc[12:18].dt.tz_localize("Asia/Tokyo")),
+        frame.iloc[18:].assign(timestamp=stamps.iloc[18:].dt.tz_localize("UTC")),
+    )
+    with pytest.raises(DataValidationError) as info:
+        validate_dataset(source, CONTRACT, report_dir=tmp_path / "report")
+    error = info.value
+    assert (error.rule, error.column, error.count) == ("timestamp_timezone", "timestamp", 1)
+    assert error.example == "part-1.parquet: Asia/Tokyo"
+    assert "another time zone than 'UTC'" in str(error)
+    assert json.loads((tmp_path / "report" / "validation.json").read_text())["success"] is False
+    naive_and_aware = write_parts(
+        tmp_path / "naive",
+        frame.iloc[:12],
+        frame.iloc[12:].assign(timestamp=stamps.iloc[12:].dt.tz_localize("Europe/Berlin")),
+    )
+    error = read_error(naive_and_aware)
+    assert (error.rule, error.count) == ("timestamp_timezone", 1)
+    assert "no time zone" in str(error)
+
+
+# -- time zones --------------------------------------------------------------------------------
+
+
+def test_hourly_data_across_the_end_of_daylight_saving_time_is_held_as_utc_instants():
+    from fusioncast.timestamps import attach_zone
+
+    # 2023-10-29 in Berlin: 02:00 comes twice (CEST, then CET); every instant is one hour apart
+    stamps = pd.date_range("2023-10-28 20:00", periods=12, freq="h", tz="Europe/Berlin")
+    assert stamps.tz_localize(None).duplicated().sum() == 1
+    frame = make_frame(n_series=2, length=12).assign(timestamp=np.tile(stamps, 2))
+    out, report = validate_frame(frame, CONTRACT)
+    assert (report.freq, report.timezone) == ("h", "Europe/Berlin")
+    assert out["timestamp"].dtype == "datetime64[ns]"
+    held = out.loc[out["series_id"] == "s0", "timestamp"]
+    assert held.is_unique and (held.diff().dropna() == pd.Timedelta(hours=1)).all()
+    assert held.iloc[0] == pd.Timestamp("2023-10-28 18:00")  # UTC
+    assert attach_zone(held, report.timezone, report.freq).equals(pd.DatetimeIndex(stamps))
+    # steps after the last one, as the forecast takes them, continue in Berlin time
+    offset = pd.tseries.frequencies.to_offset(report.freq)
+    origin = pd.Timestamp("2023-10-29 00:00", tz="UTC").tz_localize(None)  # 02:00 CEST
+    after = attach_zone(
+        pd.date_range(origin + offset, periods=3, freq=offset), "Europe/Berlin", "h"
+    )
+    assert [str(t) for t in after] == [
+        "2023-10-29 02:00:00+01:00",
+        "2023-10-29 03:00:00+01:00",
+        "2023-10-29 04:00:00+01:00",
+    ]
+
+
+def test_daily_data_at_local_midnight_keeps_calendar_days_across_daylight_saving_time():
+    from fusioncast.timestamps import attach_zone
+
+    stamps = pd.date_range("2024-03-28", periods=6, freq="D", tz="Europe/Berlin")  # DST: 03-31
+    assert set(np.diff(stamps.asi8) // 3_600_000_000) == {23, 24}  # hours between instants
+    frame = make_frame(length=6).assign(timestamp=lambda f: np.tile(stamps, 3))
+    out, report = validate_frame(frame, CONTRACT)
+    assert (report.freq, report.timezone) == ("D", "Europe/Berlin")
+    assert (out["timestamp"].dt.hour == 0).all()  # wall-clock days
+    assert attach_zone(out["timestamp"].iloc[:6], "Europe/Berlin", "D").equals(stamps)
+
+
+def test_tz_aware_timestamps_are_compared_with_now_as_instants():
+    tokyo = pd.date_range("2024-01-01", periods=6, freq="D", tz="Asia/Tokyo")
+    frame = make_frame().assign(timestamp=np.tile(tokyo, 3))
+    # 2024-01-06 00:00 in Tokyo is 2024-01-05 15:00 UTC: in the past at 16:00 UTC
+    now = ValidationConfig(now=pd.Timestamp("2024-01-05 16:00", tz="UTC"))
+    assert validate_frame(frame, CONTRACT, config=now)[1].success
+    before = ValidationConfig(now=pd.Timestamp("2024-01-05 14:00", tz="UTC"))
+    error = raises(frame, config=before)
+    assert (error.rule, error.count) == ("not_in_future", 3)
+    assert error.example == "2024-01-06 at series_id=s0"  # shown in the input's zone
+
+
+def test_duplicate_instants_of_tz_aware_data_are_shown_in_their_zone():
+    stamps = pd.date_range("2023-10-29 01:00", periods=4, freq="h", tz="Europe/Berlin")
+    frame = make_frame(n_series=1, length=5)
+    frame["timestamp"] = [*stamps, stamps[2]]  # 02:00+01:00 twice
+    error = raises(frame)
+    assert (error.rule, error.count) == ("unique_series_timestamp", 2)
+    assert error.example == "series_id=s0, timestamp=2023-10-29 02:00:00+01:00"
+
+
+def test_strings_with_several_utc_offsets_are_instants_in_utc():
+    stamps = pd.date_range("2023-10-28 20:00", periods=12, freq="h", tz="Europe/Berlin")
+    frame = make_frame(length=12).assign(
+        timestamp=np.tile(stamps.strftime("%Y-%m-%dT%H:%M:%S%z"), 3)
+    )
+    out, report = validate_frame(frame, CONTRACT)
+    assert (report.freq, report.timezone) == ("h", "UTC")
+    assert (
+        out["timestamp"]
+        .iloc[:12]
+        .equals(
+            pd.Series(stamps.tz_convert("UTC").tz_localize(None).as_unit("ns"), name="timestamp")
+        )
+    )
+    one_offset = make_frame(length=6).assign(
+        timestamp=np.tile(stamps[:6].strftime("%Y-%m-%dT%H:%M:%S%z"), 3)
+    )
+    assert validate_frame(one_offset, CONTRACT)[1].timezone == "UTC+02:00"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import keras
 import numpy as np
 import pandas as pd
@@ -10,6 +12,7 @@ from fusioncast.contract import ForecastColumn as F
 from fusioncast.errors import DataValidationError
 from fusioncast.predict import explain_windows
 from fusioncast.state import ForecastingState, series_index
+from fusioncast.timestamps import attach_zone
 from fusioncast.windows import forecast_origins
 
 
@@ -22,14 +25,18 @@ def forecast_frame(
     model_version: str,
     run_id: str,
     created_at: pd.Timestamp,
+    timezone: str | None = None,
 ) -> pd.DataFrame:
     """One row per (series, horizon step): point forecast, quantiles and the text that weighed most.
 
-    Series with fewer than ``lookback`` rows are left out (validation reports them).
+    Series with fewer than ``lookback`` rows are left out (validation reports them). ``frame``
+    holds timestamps as validation hands them on; with ``timezone`` (that of tz-aware input,
+    ``ValidationReport.timezone``) the published timestamps are tz-aware in it.
     """
     config = state.spec.config
     state = state.for_new_series(frame)
     arrays = state.arrays(frame)
+    local_times = attach_zone(arrays.timestamps, timezone, freq)
     origins = forecast_origins(arrays, config.lookback)
     if len(origins) == 0:
         raise DataValidationError(
@@ -39,8 +46,9 @@ def forecast_frame(
             f"no series has the {config.lookback} steps of history the model reads",
         )
     raw_text = {c: frame[c].to_numpy(dtype=object) for c in state.contract.text}
+    shown = replace(arrays, timestamps=local_times.to_numpy(dtype=object)) if timezone else arrays
     scaled, explanations = explain_windows(
-        model, arrays, origins, config, state.contract.text, raw_text
+        model, shown, origins, config, state.contract.text, raw_text
     )
     series = series_index(arrays, origins)
     values = state.scaler.inverse_target(scaled.astype(np.float64), series)
@@ -48,6 +56,7 @@ def forecast_frame(
     origin_times = pd.DatetimeIndex(arrays.timestamps[origins])
     offset = pd.tseries.frequencies.to_offset(freq)
     steps = np.arange(1, horizon + 1)
+    # steps are taken on the timestamps as held (UTC or wall-clock), then the zone is attached
     target_times = np.concatenate(
         [pd.date_range(t + offset, periods=horizon, freq=offset).to_numpy() for t in origin_times]
     )
@@ -55,8 +64,8 @@ def forecast_frame(
     out = pd.DataFrame(
         {
             F.SERIES_ID: np.repeat(series.astype(str), horizon),
-            F.FORECAST_ORIGIN: np.repeat(origin_times.to_numpy(), horizon),
-            F.TARGET_TIMESTAMP: target_times,
+            F.FORECAST_ORIGIN: local_times[origins].repeat(horizon),
+            F.TARGET_TIMESTAMP: attach_zone(target_times, timezone, freq),
             F.HORIZON_STEP: np.tile(steps, len(origins)).astype(np.int32),
             F.FORECAST: values[..., quantiles.index(0.5)].ravel(),
         }

@@ -1,6 +1,8 @@
 """Validation of an input frame against the data contract and the run's :class:`ValidationConfig`.
 
-A run goes through four stages and stops after the first one in which a rule failed:
+:func:`validate_dataset` reads the files first (:func:`~fusioncast.contract.read_dataset`: every
+file is Parquet and the files agree on columns, types and time zone). A run then goes through four
+stages and stops after the first one in which a rule failed:
 
 1. structure (pandas): a non-empty table, unique column names, every contract column present;
 2. types (pandas): timestamps parse, target and numeric covariates are numbers, text is text
@@ -20,7 +22,8 @@ report directory, and the run goes on with the rest. Every rule ends up as one
 :class:`RuleResult` of a :class:`ValidationReport`; a run that stops raises the first failing rule
 as a :class:`~fusioncast.errors.DataValidationError` naming the rule, the column and the count.
 
-Rows may come in any order: the returned frame is sorted by (series, timestamp).
+Rows may come in any order: the returned frame is sorted by (series, timestamp). Tz-aware
+timestamps are checked as instants and handed on tz-naive (:mod:`fusioncast.timestamps`).
 
 GX is imported on first use (its import takes seconds). GX runs the row and series suites; the
 row masks needed for examples and for quarantine are computed with pandas/numpy for the rules GX
@@ -46,10 +49,17 @@ import pyarrow.parquet as pq
 from pandas.api import types as ptypes
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from fusioncast.contract import SINGLE_SERIES_ID, DataContract, read_dataset, write_json
+from fusioncast.contract import (
+    SINGLE_SERIES_ID,
+    DataContract,
+    dataset_files,
+    read_dataset,
+    write_json,
+)
 from fusioncast.errors import ConfigError, DataValidationError
+from fusioncast.timestamps import held_in_utc, parse_timestamps, split_zone, wall_clock
 
-REPORT_VERSION = 2
+REPORT_VERSION = 3
 REPORT_FILE = "validation.json"
 QUARANTINE_FILE = "quarantine.parquet"
 DATA_DOCS_DIR = "data_docs"
@@ -71,6 +81,7 @@ _ORDER_KEY = "fusioncast_order"
 #: What happened to the rows that broke a rule (``RuleResult.action``).
 PASSED, FAILED, QUARANTINED = "passed", "failed", "quarantined"
 EXCLUDED, TRUNCATED, FILLED, TOLERATED = "excluded", "truncated", "filled", "tolerated"
+IGNORED = "ignored"
 
 
 class ValidationConfig(BaseModel):
@@ -123,8 +134,8 @@ class ValidationConfig(BaseModel):
     timezone: str = Field(
         "UTC",
         description=(
-            "IANA time zone of the timestamps' wall-clock time: 'now' is taken in it when "
-            "telling future timestamps."
+            "IANA time zone of tz-naive timestamps' wall-clock time: 'now' is taken in it when "
+            "telling future timestamps (tz-aware timestamps are compared as instants)."
         ),
     )
     now: datetime | None = Field(
@@ -165,6 +176,15 @@ class ValidationConfig(BaseModel):
             now = now.tz_convert(self.timezone).tz_localize(None)
         return now
 
+    def current_instant(self) -> pd.Timestamp:
+        """``now`` (or the clock) as a tz-aware instant."""
+        if self.now is None:
+            return pd.Timestamp.now(tz="UTC")
+        now = pd.Timestamp(self.now)
+        if now.tzinfo is None:  # a wall-clock time repeated by daylight saving: the first
+            now = now.tz_localize(self.timezone, ambiguous=True, nonexistent="shift_forward")
+        return now
+
 
 @dataclass
 class RuleResult:
@@ -172,6 +192,7 @@ class RuleResult:
 
     ``action`` says what happened to them: ``passed`` (none broke it), ``failed`` (the run
     stops), ``quarantined``, ``excluded`` (series too short), ``truncated`` (text),
+    ``ignored`` (files of a dataset directory that are not Parquet),
     ``filled`` (tolerated missing targets) or ``tolerated`` (gaps within the tolerated share).
     Only ``failed`` makes ``success`` false. ``expectation`` is the GX expectation type behind
     the rule, where GX evaluated it.
@@ -191,6 +212,8 @@ class ValidationReport:
     n_rows: int
     n_series: int
     freq: str | None  # None only in the report of a failed validation
+    #: the time zone of tz-aware timestamps (see fusioncast.timestamps); None for tz-naive ones
+    timezone: str | None = None
     results: list[RuleResult] = field(default_factory=list)
     report_path: str | None = None
     policy: str = "fail"
@@ -226,6 +249,7 @@ class ValidationReport:
             "n_rows_valid": self.n_rows_valid,
             "n_quarantined": self.n_quarantined,
             "freq": self.freq,
+            "timezone": self.timezone,
             "quarantine_path": self.quarantine_path,
             "data_docs_path": self.data_docs_path,
             "excluded_series": self.excluded_series,
@@ -254,66 +278,38 @@ def validate_dataset(
     config: ValidationConfig | None = None,
     report_dir: Path | None = None,
 ) -> tuple[pd.DataFrame, ValidationReport]:
-    """Read ``source`` with :func:`read_input` and validate it with :func:`validate_frame`.
+    """Read ``source`` with :func:`~fusioncast.contract.read_dataset` and validate it with
+    :func:`validate_frame`.
 
-    A dataset that cannot be read as one table fails like a rule (with a report).
+    A dataset that cannot be read as one table fails like a rule (with a report); files of a
+    dataset directory that are not Parquet are left out with a warning (rule ``parquet_files``).
     """
+    config = config or ValidationConfig()
     try:
-        frame = read_input(source, contract)
+        files = dataset_files(source)
+        frame = read_dataset(files, contract)
     except DataValidationError as error:
-        config = config or ValidationConfig()
         report = ValidationReport(n_rows=0, n_series=0, freq=None, policy=config.policy)
         report.results.append(_rule(error.rule, error.column, error.count, error.example))
         if report_dir is not None:
             _write_report(report, Path(report_dir))
         raise
+    ignored = [files.name(path) for path in files.ignored]
+    read = [
+        _rule(
+            "parquet_files",
+            _TABLE,
+            len(ignored),
+            f"{ignored[0]} (not *.parquet or *.parq: not read)" if ignored else None,
+            action=IGNORED if ignored else PASSED,
+        ),
+        *(_rule(rule, _TABLE, 0) for rule in ("parquet_readable", "parquet_columns")),
+        _rule("timestamp_timezone", contract.timestamp, 0),
+        _rule("parquet_schema", _TABLE, 0),
+    ]
     return validate_frame(
-        frame, contract, min_length=min_length, config=config, report_dir=report_dir
+        frame, contract, min_length=min_length, config=config, report_dir=report_dir, read=read
     )
-
-
-def read_input(source: str | Path, contract: DataContract) -> pd.DataFrame:
-    """:func:`~fusioncast.contract.read_dataset`, with Parquet schema problems as rule failures.
-
-    Raises:
-        DataValidationError: ``unique_column_names`` when a file's schema names a column twice,
-            ``parquet_schema`` when files disagree on a column's type, ``parquet_readable``
-            for any other table that pyarrow cannot assemble.
-    """
-    try:
-        return read_dataset(source, contract)
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
-        message = str(error).splitlines()[0]
-        files = _parquet_files(source)
-        duplicated: list[str] = []
-        types: dict[str, set[str]] = {}
-        for path in files:
-            schema = pq.read_schema(path)
-            counts = Counter(schema.names)
-            duplicated += [n for n, c in counts.items() if c > 1 and n not in duplicated]
-            for item in schema:
-                types.setdefault(item.name, set()).add(str(item.type))
-        if duplicated:
-            raise DataValidationError(
-                "unique_column_names",
-                ", ".join(duplicated),
-                len(duplicated),
-                detail="the Parquet schema names these columns more than once",
-            ) from None
-        conflicts = sorted(name for name, kinds in types.items() if len(kinds) > 1)
-        if conflicts:
-            raise DataValidationError(
-                "parquet_schema",
-                ", ".join(conflicts),
-                len(conflicts),
-                detail=(
-                    "the files of the dataset disagree on the type of these columns: "
-                    + "; ".join(f"{n}: {' vs '.join(sorted(types[n]))}" for n in conflicts)
-                ),
-            ) from None
-        raise DataValidationError(
-            "parquet_readable", _TABLE, 1, detail=f"pyarrow cannot read the dataset: {message}"
-        ) from None
 
 
 def validate_frame(
@@ -323,19 +319,22 @@ def validate_frame(
     min_length: int = 1,
     config: ValidationConfig | None = None,
     report_dir: Path | None = None,
+    read: list[RuleResult] | None = None,
 ) -> tuple[pd.DataFrame, ValidationReport]:
     """Check ``frame`` against ``contract``; return the rows to use, normalised and sorted.
 
     The returned frame keeps every input column; the series id is of pandas ``str`` dtype, the
-    timestamp tz-naive ``datetime64[ns]`` (tz-aware input keeps its wall-clock time; mixed UTC
-    offsets are converted to UTC), target and numeric covariates ``float64``, text columns
+    timestamp tz-naive ``datetime64[ns]`` (tz-aware input: UTC at a sub-daily frequency,
+    wall-clock time at a daily or longer one, its zone in ``report.timezone``; see
+    :mod:`fusioncast.timestamps`), target and numeric covariates ``float64``, text columns
     ``str`` (binary columns decoded as UTF-8, longer text truncated). Rows are sorted by
     (series id, timestamp) with a fresh RangeIndex; series shorter than ``min_length`` and, under
     the quarantine policy, quarantined rows are left out. The input frame is left untouched.
 
     With ``report_dir``, ``validation.json``, the GX Data Docs (``data_docs/index.html``, once
     the GX suites ran) and the quarantined rows (``quarantine.parquet``, when the run goes on)
-    are written there, whether or not validation passes.
+    are written there, whether or not validation passes. ``read`` are the results of the rules
+    met while reading the files (:func:`validate_dataset`); they come first in the report.
 
     Raises:
         DataValidationError: for the first rule that failed; its message says how many others
@@ -347,6 +346,7 @@ def validate_frame(
     config = config or ValidationConfig()
     docs_dir = Path(report_dir) / DATA_DOCS_DIR if report_dir is not None else None
     run = _Validation(frame, contract, config, min_length, docs_dir if config.data_docs else None)
+    run.results += read or []  # the rules met while reading the files (validate_dataset)
     out = run.run()
     report = run.report(out)
     if report_dir is not None:
@@ -362,11 +362,15 @@ def validate_frame(
     return out, report
 
 
-def infer_frequency(frame: pd.DataFrame, contract: DataContract) -> str:
+def infer_frequency(
+    frame: pd.DataFrame, contract: DataContract, utc_zone: str | None = None
+) -> str:
     """The contract's frequency, or the one most series agree on (``pd.infer_freq``).
 
     Each voting series contributes its first ``FREQ_STEPS`` steps; at most ``FREQ_MAX_SERIES``
-    series (with at least three rows) vote, evenly spread over the sorted series ids.
+    series (with at least three rows) vote, evenly spread over the sorted series ids. With
+    ``utc_zone``, the tz-naive timestamps are UTC instants of that zone and are read in it (days
+    are calendar days there, hours are hours).
     """
     if contract.freq:
         return contract.freq
@@ -393,8 +397,11 @@ def infer_frequency(frame: pd.DataFrame, contract: DataContract) -> str:
     votes: Counter[str] = Counter()
     for _, group in steps.groupby("k", sort=False):
         if len(group) >= 3:
+            index = pd.DatetimeIndex(group["t"])
+            if utc_zone is not None:
+                index = index.tz_localize("UTC").tz_convert(utc_zone)
             with pd.option_context("future.infer_freq_returns_offset", True):
-                offset = pd.infer_freq(pd.DatetimeIndex(group["t"]))
+                offset = pd.infer_freq(index)
             if offset is not None:
                 votes[offset.freqstr] += 1
     if not votes:
@@ -451,6 +458,8 @@ class _Validation:
         self.excluded: dict[str, int] = {}
         self.n_series = 0
         self.freq: str | None = None
+        self.zone: str | None = None  # of tz-aware timestamps
+        self.utc_zone: str | None = None  # the zone while the timestamps are held as UTC
         self.note = ""  # said in the error message when the run stops
         self._gx: _GX | None = None
 
@@ -512,6 +521,7 @@ class _Validation:
             n_rows=len(self.frame),
             n_series=self.n_series,
             freq=self.freq if out is not None else None,
+            timezone=self.zone,
             results=self.results,
             policy=self.config.policy,
             n_rows_valid=0 if out is None else len(out),
@@ -576,14 +586,15 @@ class _Validation:
 
         column = contract.timestamp
         try:
-            parsed, bad, example = _parse_timestamps(out[column])
+            parsed, bad, example = parse_timestamps(out[column])
         except (OverflowError, ValueError) as error:  # e.g. out of the ns range (1677..2262)
             self.add(_rule("timestamp_parses", column, 1, str(error)))
             parsed, bad = None, None
         if parsed is None and bad is not None:  # numbers: a type error, not a row error
             self.add(_rule("timestamp_parses", column, int(bad.sum()), example))
         elif parsed is not None:
-            out[column] = parsed
+            out[column], self.zone = split_zone(parsed)  # instants, until the frequency is known
+            self.utc_zone = self.zone
             drop |= _or_none(self.rows(out, "timestamp_parses", column, bad, example), len(out))
 
         for column in (contract.target, *contract.numeric):
@@ -609,7 +620,7 @@ class _Validation:
     def rows_suite(self, out: pd.DataFrame) -> pd.DataFrame | None:
         """The row rules, as a GX suite built from the contract and the configuration."""
         contract = self.contract
-        checks = _row_checks(contract, self.config)
+        checks = _row_checks(contract, self.config, instants=self.zone is not None)
         gx_results = self.gx().validate("rows", out, [c.expectation for c in checks])
         drop = np.zeros(len(out), dtype=bool)
         for check, result in zip(checks, gx_results, strict=True):
@@ -625,7 +636,7 @@ class _Validation:
                 self.add(_rule(rule, column, count, observed, expectation=expectation))
             else:
                 mask = np.asarray(check.mask(out), dtype=bool)
-                example = _row_example(out, mask, contract, check.value)
+                example = _row_example(out, mask, contract, check.value, self.utc_zone)
                 if check.kind == "truncate":
                     out[column] = out[column].str.slice(0, self.config.max_text_chars)
                     action = TRUNCATED
@@ -661,11 +672,14 @@ class _Validation:
         out, codes, names = _sort(out, contract)
         self.n_series = len(names)
         try:
-            self.freq = infer_frequency(out, contract)
+            self.freq = infer_frequency(out, contract, self.utc_zone)
         except DataValidationError as error:
             self.add(_rule(error.rule, error.column, error.count, error.example))
             self.note = "declare contract.freq or provide regular timestamps"
             return None
+        if self.zone is not None and not held_in_utc(self.freq):
+            out[contract.timestamp] = wall_clock(out[contract.timestamp], self.zone)
+            self.utc_zone = None
         summary, off_grid = _series_summary(out, codes, names, self.freq, contract)
 
         stamp = contract.timestamp
@@ -689,7 +703,7 @@ class _Validation:
         else:
             first = np.flatnonzero(off_grid)[0]
             example = (
-                f"{_render_stamp(out[stamp].iloc[first])} in series "
+                f"{_render_stamp(out[stamp].iloc[first], self.utc_zone)} in series "
                 f"{names[codes[first]]} is not on the '{self.freq}' grid"
             )
             self.series_rule(
@@ -704,7 +718,7 @@ class _Validation:
         if gaps.success and not missing.any():
             self.add(_rule("frequency_gaps", stamp, 0, expectation=expectation))
         elif gaps.success or not too_gappy.any():
-            example = _gap_example(summary, missing > 0)
+            example = _gap_example(summary, missing > 0, self.utc_zone)
             self.add(
                 _rule(
                     "frequency_gaps",
@@ -716,7 +730,7 @@ class _Validation:
                 )
             )
         else:
-            example = _gap_example(summary, too_gappy)
+            example = _gap_example(summary, too_gappy, self.utc_zone)
             self.series_rule(
                 out,
                 codes,
@@ -814,8 +828,13 @@ class _Validation:
         return None
 
 
-def _row_checks(contract: DataContract, config: ValidationConfig) -> list[_Check]:
-    """The row suite built from the contract and the configuration, in report order."""
+def _row_checks(
+    contract: DataContract, config: ValidationConfig, *, instants: bool = False
+) -> list[_Check]:
+    """The row suite built from the contract and the configuration, in report order.
+
+    ``instants``: the timestamps are tz-naive UTC instants (tz-aware input), not wall-clock time.
+    """
     import great_expectations.expectations as gxe
     from great_expectations.expectations.expectation import FailureSeverity
 
@@ -883,7 +902,11 @@ def _row_checks(contract: DataContract, config: ValidationConfig) -> list[_Check
         )
     )
     if not config.allow_future_timestamps:
-        now = config.current_time()
+        now = (
+            config.current_instant().tz_convert("UTC").tz_localize(None)
+            if instants
+            else config.current_time()
+        )
         checks.append(
             _Check(
                 "not_in_future",
@@ -1019,38 +1042,48 @@ def _render(value: object) -> str | None:
     return text if len(text) <= _EXAMPLE_CHARS else text[: _EXAMPLE_CHARS - 3] + "..."
 
 
-def _render_stamp(value: object) -> str:
+def _render_stamp(value: object, utc_zone: str | None = None) -> str:
+    """A timestamp for people: a date at midnight; held as UTC, shown in ``utc_zone``."""
+    if isinstance(value, pd.Timestamp) and utc_zone is not None:
+        value = value.tz_localize("UTC").tz_convert(utc_zone)
     if isinstance(value, pd.Timestamp) and value == value.normalize():
         return str(value.date())
     return str(value)
 
 
 def _row_example(
-    out: pd.DataFrame, mask: np.ndarray, contract: DataContract, value: str | None
+    out: pd.DataFrame,
+    mask: np.ndarray,
+    contract: DataContract,
+    value: str | None,
+    utc_zone: str | None = None,
 ) -> str | None:
     """``<value> at series_id=..., timestamp=...`` for the first offending row."""
     hits = np.flatnonzero(mask)
     if not len(hits):
         return None
     row = out.iloc[hits[0]]
+    stamp = _render_stamp(row[contract.timestamp], utc_zone)
     where = []
     if contract.series_id is not None:
         where.append(f"{contract.series_id}={row[contract.series_id]}")
     if value != contract.timestamp:
-        where.append(f"{contract.timestamp}={_render_stamp(row[contract.timestamp])}")
+        where.append(f"{contract.timestamp}={stamp}")
     location = ", ".join(where)
     if value is None:
         return location
-    shown = _render_stamp(row[value]) if value == contract.timestamp else str(row[value])
+    shown = stamp if value == contract.timestamp else str(row[value])
     return f"{shown} at {location}" if location else shown
 
 
-def _gap_example(summary: pd.DataFrame, series_mask: np.ndarray) -> str:
+def _gap_example(
+    summary: pd.DataFrame, series_mask: np.ndarray, utc_zone: str | None = None
+) -> str:
     row = summary[series_mask].iloc[0]
     return (
         f"series {row['series']}: {int(row['missing_steps'])} of "
         f"{int(row['missing_steps'] + row['steps'])} steps missing "
-        f"(first after {_render_stamp(row['first_gap_after'])})"
+        f"(first after {_render_stamp(row['first_gap_after'], utc_zone)})"
     )
 
 
@@ -1106,20 +1139,6 @@ def _is_missing(value: object) -> bool:
     return value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NaT
 
 
-def _parquet_files(source: str | Path) -> list[Path]:
-    path = Path(str(source))
-    if "://" in str(source) or not path.exists():
-        return []
-    if path.is_file():
-        return [path]
-    return sorted(
-        p
-        for p in path.rglob("*")
-        if p.is_file()
-        and not any(part.startswith((".", "_")) for part in p.relative_to(path).parts)
-    )
-
-
 def _or_none(mask: np.ndarray | None, n: int) -> np.ndarray:
     return np.zeros(n, dtype=bool) if mask is None else mask
 
@@ -1140,58 +1159,6 @@ def _mixed_kinds(values: pd.Series) -> tuple[int, object]:
     text, other = present & is_text, present & ~is_text
     rarer = text if text.sum() <= other.sum() else other
     return int(rarer.sum()), _first_offender(values, rarer)
-
-
-def _parse_timestamps(
-    values: pd.Series,
-) -> tuple[pd.Series | None, np.ndarray | None, object]:
-    """(parsed, bad, example): tz-naive ``datetime64[ns]`` and the present values that do not parse.
-
-    Numbers (epochs or years are ambiguous) are a type error: ``parsed`` is None.
-    """
-    if ptypes.is_numeric_dtype(values) and not ptypes.is_bool_dtype(values):
-        present = values.notna().to_numpy()
-        if present.any():
-            return None, present, values.dropna().iloc[0]
-    parsed = _to_datetime(values)
-    bad = parsed.isna() & values.notna()
-    if bad.any():  # a second, slower pass for formats other than the first value's
-        parsed[bad] = _to_datetime(values[bad], format="mixed")
-        bad = parsed.isna() & values.notna()
-    example = _first_offender(values, bad) if bad.any() else None
-    return parsed, bad.to_numpy(), example
-
-
-def _to_datetime(values: pd.Series, **kwargs: Any) -> pd.Series:
-    """Parse to tz-naive ``datetime64[ns]``.
-
-    Values in one time zone keep their wall-clock time (daily data stays at midnight); strings with
-    mixed UTC offsets are converted to UTC first.
-    """
-    if ptypes.is_datetime64_any_dtype(values):
-        parsed = values
-    else:
-        if "format" not in kwargs:  # pandas guesses from the first value only, which may be bad
-            kwargs["format"] = _guess_format(values)
-        try:
-            parsed = pd.to_datetime(values, errors="coerce", **kwargs)
-        except (ValueError, TypeError):  # mixed UTC offsets: convert to UTC
-            parsed = pd.to_datetime(values, errors="coerce", utc=True, **kwargs)
-        if not ptypes.is_datetime64_any_dtype(parsed):  # object of mixed-offset Timestamps
-            parsed = pd.to_datetime(parsed, errors="coerce", utc=True)
-    if isinstance(parsed.dtype, pd.DatetimeTZDtype):
-        parsed = parsed.dt.tz_localize(None)
-    return parsed.astype("datetime64[ns]")
-
-
-def _guess_format(values: pd.Series, tries: int = 20) -> str | None:
-    """The strftime format of the first of the leading string values that has one."""
-    from pandas.tseries.api import guess_datetime_format
-
-    for value in values.dropna().iloc[:tries]:
-        if isinstance(value, str) and (found := guess_datetime_format(value)):
-            return found
-    return None
 
 
 def _to_float(values: pd.Series) -> tuple[pd.Series | None, int, object]:
