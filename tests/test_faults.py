@@ -17,12 +17,12 @@ import pandas as pd
 import pytest
 
 from fusioncast.contract import ForecastColumn as F
-from fusioncast.contract import read_json
 from fusioncast.demo import DEMO_CONTRACT, write_demo_dataset
 from fusioncast.model import build_model
 from fusioncast.registry import ModelRegistry
 from fusioncast.split import split_by_time
 from fusioncast.state import ForecastingState, fit_scaler, fit_vocabularies
+from fusioncast.storage import read_json
 
 pytestmark = pytest.mark.slow
 

@@ -234,6 +234,6 @@ def test_registry_commands_list_promote_and_roll_back(retrained, capsys):
 
 
 def read_pointer(parameters):
-    from fusioncast.contract import read_json
+    from fusioncast.storage import read_json
 
     return read_json(parameters.workspace.models / "champion.json")

@@ -9,10 +9,6 @@ files (hive partitions allowed) or a pyarrow/fsspec URI can be read with :func:`
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import uuid
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +21,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from fusioncast.errors import ConfigError, DataValidationError, ModelStateError, WorkspaceError
+from fusioncast.errors import ConfigError, DataValidationError
 
 CONTRACT_VERSION = 1
 
@@ -359,50 +355,3 @@ def _data_problem(error: Exception) -> str:
     if isinstance(error, OSError) and error.errno is not None:
         raise error
     return (str(error).splitlines() or [type(error).__name__])[0]
-
-
-def write_json(path: Path, payload: dict[str, Any]) -> None:
-    """Write JSON atomically (temporary file in the same directory, then rename).
-
-    A disk that is full or read-only raises :class:`WorkspaceError` naming the path refused; the
-    file is then as it was.
-    """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "w") as handle:
-            handle.write(json.dumps(payload, indent=2, sort_keys=True, default=str))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError as error:
-        raise WorkspaceError.from_os_error(error, "write", path) from error
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-
-
-def read_json(path: Path, expected_version: int | None = None) -> dict[str, Any]:
-    """A JSON object written by :func:`write_json`.
-
-    A file that is not a JSON object (truncated, overwritten) raises :class:`ModelStateError`
-    naming the file (rule ``state_json``); a missing file raises ``FileNotFoundError``.
-    """
-    try:
-        payload = json.loads(Path(path).read_bytes())
-    except ValueError as error:  # JSONDecodeError and UnicodeDecodeError
-        raise ModelStateError(
-            f"rule 'state_json' failed on {path}: not valid JSON ({error})"
-        ) from None
-    if not isinstance(payload, dict):
-        raise ModelStateError(
-            f"rule 'state_json' failed on {path}: expected a JSON object, found "
-            f"{type(payload).__name__}"
-        )
-    if expected_version is not None and payload.get("version") != expected_version:
-        raise ModelStateError(
-            f"rule 'state_version' failed on {path}: expected version {expected_version}, "
-            f"found {payload.get('version')!r}"
-        )
-    return payload

@@ -9,24 +9,16 @@ its own file instead of adding rows. Temporary files of killed runs are removed 
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import shutil
-import time
-import uuid
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
+from fusioncast import storage
 from fusioncast.contract import ForecastColumn as F
-from fusioncast.errors import ConfigError, WorkspaceError
+from fusioncast.errors import ConfigError
 
 STAGING = ".staging"
-#: Leftovers of killed runs older than this are removed; a live run's are always younger.
-STALE_AFTER_S = 3600.0
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -47,59 +39,12 @@ def publish_forecasts(forecasts: pd.DataFrame, root: Path, *, run_id: str) -> Pa
     created = pd.Timestamp(forecasts[F.CREATED_AT].iloc[0])
     target = forecast_path(root, run_id, created)
     staging = Path(root) / STAGING
-    table = pa.Table.from_pandas(forecasts, preserve_index=False)
-    tmp = staging / f"{target.parent.name}.{target.name}.{uuid.uuid4().hex}.tmp"
-    try:
-        staging.mkdir(parents=True, exist_ok=True)
-        remove_stale(staging, "*.tmp")
-        try:
-            pq.write_table(table, tmp)
-            with open(tmp, "rb") as handle:
-                os.fsync(handle.fileno())
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, target)
-        finally:
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
-        _fsync_directory(target.parent)
-    except OSError as error:  # pyarrow's carry no file name: the target names the place
-        raise WorkspaceError.from_os_error(error, "write", target) from error
+    with storage.failures_name(target):
+        storage.remove_stale(staging, f"*{storage.TEMPORARY_SUFFIX}")
+    storage.write_parquet(target, forecasts, staging=staging)
     return target
-
-
-def remove_stale(directory: Path, pattern: str, older_than_s: float = STALE_AFTER_S) -> None:
-    """Remove the files or folders matching ``pattern`` in ``directory`` that runs killed more than
-    ``older_than_s`` ago left behind.
-
-    Age is that of the newest change in the leftover or among its entries: a live run writes into
-    what it is assembling, so its folder stays young.
-    """
-    now = time.time()
-    for leftover in directory.glob(pattern):
-        with contextlib.suppress(FileNotFoundError):
-            if now - _last_change(leftover) <= older_than_s:
-                continue
-            if leftover.is_dir():
-                shutil.rmtree(leftover)
-            else:
-                leftover.unlink()
-
-
-def _last_change(path: Path) -> float:
-    changes = [path.stat().st_mtime]
-    if path.is_dir():
-        changes += [entry.stat().st_mtime for entry in path.iterdir()]
-    return max(changes)
 
 
 def read_forecasts(root: Path) -> pd.DataFrame:
     """Every published forecast under ``root`` (with the ``forecast_date`` partition column)."""
     return pd.read_parquet(root)
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

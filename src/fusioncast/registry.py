@@ -35,12 +35,11 @@ import keras
 import pandas as pd
 
 from fusioncast.baselines import LAST_VALUE
-from fusioncast.contract import read_json, write_json
 from fusioncast.errors import ModelStateError, WorkspaceError
 from fusioncast.evaluate import MODEL, summarise
 from fusioncast.model import load_model
-from fusioncast.publish import remove_stale
 from fusioncast.state import ForecastingState
+from fusioncast.storage import TEMPORARY_SUFFIX, read_json, remove_stale, write_json
 
 MANIFEST_VERSION = 1
 CHAMPION_VERSION = 1
@@ -104,7 +103,7 @@ class ModelRegistry:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             remove_stale(self.root, f"{STAGING_PREFIX}*")
-            remove_stale(self.root, ".*.tmp")
+            remove_stale(self.root, f".*{TEMPORARY_SUFFIX}")
             staging.mkdir()
             model.save(staging / MODEL_FILE)
             state.save(staging)

@@ -12,11 +12,12 @@ import numpy as np
 import pandas as pd
 
 from fusioncast.config import ModelConfig
-from fusioncast.contract import DataContract, read_json, write_json
+from fusioncast.contract import DataContract
 from fusioncast.encoding import CategoryEncoder
 from fusioncast.model import ModelSpec
 from fusioncast.scaling import SeriesScaler
 from fusioncast.split import TRAIN, SplitBoundaries
+from fusioncast.storage import read_json, write_json
 from fusioncast.tokenize import TextTokenizer
 from fusioncast.windows import SeriesArrays, build_arrays
 

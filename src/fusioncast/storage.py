@@ -13,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,6 +28,8 @@ from fusioncast.errors import ModelStateError, WorkspaceError
 
 #: Temporary files of atomic writes end with this; later runs remove stale ones.
 TEMPORARY_SUFFIX = ".tmp"
+#: Leftovers of killed runs older than this are removed; a live run's are always younger.
+STALE_AFTER_S = 3600.0
 
 
 @contextlib.contextmanager
@@ -37,33 +41,32 @@ def failures_name(path: str | Path, action: str = "write") -> Iterator[None]:
     except WorkspaceError:
         raise
     except OSError as error:
-        named = error.filename if error.filename is not None else path
-        raise WorkspaceError(action, named, _cause(error)) from error
+        raise WorkspaceError.from_os_error(error, action, path) from error
 
 
-def _cause(error: OSError) -> str:
-    if error.strerror:
-        return error.strerror
-    if error.errno:
-        return os.strerror(error.errno)
-    text = str(error)
-    # pyarrow: "Error writing bytes to file. Detail: [errno 28] No space left on device"
-    return text.rsplit("] ", 1)[-1] if "[errno" in text else text or type(error).__name__
+def write_atomic(
+    path: str | Path, write: Callable[[Path], None], *, staging: Path | None = None
+) -> Path:
+    """Call ``write(temporary_path)``, then make that file ``path`` in one rename.
 
-
-def write_atomic(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(temporary_path)``, then make its file ``path`` in one rename."""
+    The temporary file is a hidden one beside ``path``, or in ``staging`` (a hidden folder on the
+    same file system) where even hidden files beside ``path`` would be seen.
+    """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}{TEMPORARY_SUFFIX}")
+    name = f".{path.name}.{uuid.uuid4().hex}{TEMPORARY_SUFFIX}"
+    tmp = (staging or path.parent) / name
     with failures_name(path):
-        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.parent.mkdir(parents=True, exist_ok=True)
         try:
             write(tmp)
             with open(tmp, "rb") as handle:
                 os.fsync(handle.fileno())
+            path.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp, path)
         finally:
-            tmp.unlink(missing_ok=True)
+            # A read-only file system refuses even the unlink of a file that is not there.
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
         _fsync_directory(path.parent)
     return path
 
@@ -75,17 +78,23 @@ def write_json(path: str | Path, payload: dict[str, Any]) -> Path:
 
 
 def read_json(path: str | Path, expected_version: int | None = None) -> dict[str, Any]:
-    """The JSON object in ``path``; damage (unreadable, not JSON, not an object, another
-    ``version``) is a :class:`ModelStateError` naming the file."""
+    """A JSON object written by :func:`write_json`.
+
+    A file that is not a JSON object (truncated, overwritten) raises :class:`ModelStateError`
+    naming the file (rule ``state_json``); a missing file raises ``FileNotFoundError``.
+    """
     path = Path(path)
-    with failures_name(path, "read"):
-        text = path.read_text()
     try:
-        payload = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ModelStateError(f"{path} is damaged: not valid JSON ({error})") from None
+        payload = json.loads(path.read_bytes())
+    except ValueError as error:  # JSONDecodeError and UnicodeDecodeError
+        raise ModelStateError(
+            f"rule 'state_json' failed on {path}: not valid JSON ({error})"
+        ) from None
     if not isinstance(payload, dict):
-        raise ModelStateError(f"{path} is damaged: it holds no JSON object")
+        raise ModelStateError(
+            f"rule 'state_json' failed on {path}: expected a JSON object, found "
+            f"{type(payload).__name__}"
+        )
     if expected_version is not None and payload.get("version") != expected_version:
         raise ModelStateError(
             f"rule 'state_version' failed on {path}: expected version {expected_version}, "
@@ -94,10 +103,37 @@ def read_json(path: str | Path, expected_version: int | None = None) -> dict[str
     return payload
 
 
-def write_parquet(path: str | Path, data: pd.DataFrame | pa.Table) -> Path:
+def write_parquet(
+    path: str | Path, data: pd.DataFrame | pa.Table, *, staging: Path | None = None
+) -> Path:
     """``data`` as one Parquet file (a DataFrame without its index)."""
     table = data if isinstance(data, pa.Table) else pa.Table.from_pandas(data, preserve_index=False)
-    return write_atomic(path, lambda tmp: pq.write_table(table, tmp))
+    return write_atomic(path, lambda tmp: pq.write_table(table, tmp), staging=staging)
+
+
+def remove_stale(directory: Path, pattern: str, older_than_s: float = STALE_AFTER_S) -> None:
+    """Remove the files or folders matching ``pattern`` in ``directory`` that runs killed more than
+    ``older_than_s`` ago left behind.
+
+    Age is that of the newest change in the leftover or among its entries: a live run writes into
+    what it is assembling, so its folder stays young.
+    """
+    now = time.time()
+    for leftover in Path(directory).glob(pattern):
+        with contextlib.suppress(FileNotFoundError):
+            if now - _last_change(leftover) <= older_than_s:
+                continue
+            if leftover.is_dir():
+                shutil.rmtree(leftover)
+            else:
+                leftover.unlink()
+
+
+def _last_change(path: Path) -> float:
+    changes = [path.stat().st_mtime]
+    if path.is_dir():
+        changes += [entry.stat().st_mtime for entry in path.iterdir()]
+    return max(changes)
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -32,8 +32,6 @@ reported as failing only. GX Data Docs for both suites are written to ``<report 
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -45,7 +43,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 from pandas.api import types as ptypes
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -54,9 +51,9 @@ from fusioncast.contract import (
     DataContract,
     dataset_files,
     read_dataset,
-    write_json,
 )
 from fusioncast.errors import ConfigError, DataValidationError
+from fusioncast.storage import write_json, write_parquet
 from fusioncast.timestamps import held_in_utc, parse_timestamps, split_zone, wall_clock
 
 REPORT_VERSION = 3
@@ -353,7 +350,7 @@ def validate_frame(
         report_dir = Path(report_dir)
         if out is not None and report.quarantined is not None:
             path = report_dir / QUARANTINE_FILE
-            _write_parquet_atomic(report.quarantined, path)
+            _write_quarantine(report.quarantined, path)
             report.quarantine_path = str(path)
         report.data_docs_path = run.build_data_docs()
         _write_report(report, report_dir)
@@ -1117,9 +1114,8 @@ def _write_report(report: ValidationReport, report_dir: Path) -> None:
     write_json(path, report.to_json())
 
 
-def _write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
-    """Write under a hidden temporary name in the same directory, then rename into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _write_quarantine(frame: pd.DataFrame, path: Path) -> None:
+    """The set-aside rows as they came in (:func:`fusioncast.storage.write_parquet`)."""
     try:
         table = pa.Table.from_pandas(frame, preserve_index=False)
     except (pa.ArrowInvalid, pa.ArrowTypeError):  # raw values of mixed types: keep them as text
@@ -1127,12 +1123,7 @@ def _write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
         for column in frame.columns[[ptypes.is_object_dtype(t) for t in frame.dtypes]]:
             frame[column] = frame[column].map(lambda v: None if _is_missing(v) else str(v))
         table = pa.Table.from_pandas(frame, preserve_index=False)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_parquet(path, table)
 
 
 def _is_missing(value: object) -> bool:
