@@ -9,8 +9,9 @@ import keras
 import pandas as pd
 from prefect import get_run_logger, task
 
+from fusioncast.config import PromotionConfig
 from fusioncast.evaluate import Evaluation
-from fusioncast.promotion import GateDecision, PromotionConfig, decide
+from fusioncast.promotion import GateDecision, decide
 from fusioncast.registry import LoadedModel, ModelRegistry
 from fusioncast.scaling import SeriesScaler
 from fusioncast.state import ForecastingState

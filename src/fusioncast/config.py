@@ -175,3 +175,19 @@ class BacktestConfig(BaseModel):
         lt=1,
         description="Share of a fold's history held out for early stopping (at least a horizon).",
     )
+
+
+class PromotionConfig(BaseModel):
+    """When a newly trained model becomes the champion."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    require_beating_champion: bool = Field(
+        True, description="Promote only if the test MSE beats the champion's on the same windows."
+    )
+    require_beating_last_value: bool = Field(
+        True, description="Promote only if the test MSE beats repeating the last value."
+    )
+    min_improvement: float = Field(
+        0.0, ge=0.0, lt=1.0, description="Required relative MSE improvement over the champion."
+    )

@@ -13,30 +13,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
 
 from fusioncast.baselines import LAST_VALUE
+from fusioncast.config import PromotionConfig
 from fusioncast.errors import FusioncastError
 from fusioncast.evaluate import MODEL, Evaluation
 from fusioncast.predict import predict_windows
 from fusioncast.registry import LoadedModel
 from fusioncast.scaling import SeriesScaler
-
-
-class PromotionConfig(BaseModel):
-    """When a newly trained model becomes the champion."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    require_beating_champion: bool = Field(
-        True, description="Promote only if the test MSE beats the champion's on the same windows."
-    )
-    require_beating_last_value: bool = Field(
-        True, description="Promote only if the test MSE beats repeating the last value."
-    )
-    min_improvement: float = Field(
-        0.0, ge=0.0, lt=1.0, description="Required relative MSE improvement over the champion."
-    )
 
 
 @dataclass(frozen=True)
