@@ -27,7 +27,15 @@ def forecast_flow(parameters: ForecastParameters | None = None) -> dict[str, str
         workspace.reports(run_id),
         parameters.validation,
     )
-    forecasts = forecast(loaded.model, frame, loaded.state, report.freq, loaded.version, run_id)
+    forecasts = forecast(
+        loaded.model,
+        frame,
+        loaded.state,
+        report.freq,
+        loaded.version,
+        run_id,
+        parameters.validation.policy,
+    )
     path = publish(forecasts, workspace.forecasts, run_id)
     summarise_run(
         "forecast",

@@ -39,9 +39,7 @@ def retrain(parameters: RetrainParameters | None = None) -> dict[str, str]:
     state, arrays = build_windows(
         frame, contract, scaler, encoder, tokenizers, model_config, boundaries
     )
-    result = train(
-        arrays, state.spec, training, workspace.checkpoints(f"retrain-{data_fingerprint[:16]}")
-    )
+    result = train(arrays, state.spec, training, workspace.checkpoints)
     evaluation = evaluate(
         result.model, arrays, model_config, scaler, report.freq, workspace.reports(run_id)
     )
@@ -71,7 +69,13 @@ def retrain(parameters: RetrainParameters | None = None) -> dict[str, str]:
                     champion.version,
                 )
             forecasts = forecast(
-                model, frame, published_state, report.freq, published_version, run_id
+                model,
+                frame,
+                published_state,
+                report.freq,
+                published_version,
+                run_id,
+                parameters.validation.policy,
             )
             outcome["forecasts_path"] = str(publish(forecasts, workspace.forecasts, run_id))
         # Promoted last: a run that fails before this point leaves the champion as it was.
