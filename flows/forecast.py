@@ -28,7 +28,14 @@ def forecast_flow(parameters: ForecastParameters | None = None) -> dict[str, str
         parameters.validation,
     )
     forecasts = forecast(
-        loaded.model, frame, loaded.state, report.freq, loaded.version, run_id, report.timezone
+        loaded.model,
+        frame,
+        loaded.state,
+        report.freq,
+        loaded.version,
+        run_id,
+        timezone=report.timezone,
+        policy=parameters.validation.policy,
     )
     path = publish(forecasts, workspace.forecasts, run_id)
     summarise_run(

@@ -46,9 +46,7 @@ def retrain(parameters: RetrainParameters | None = None) -> dict[str, str]:
     state, arrays = build_windows(
         frame, contract, scaler, encoder, tokenizers, model_config, boundaries
     )
-    result = train(
-        arrays, state.spec, training, workspace.checkpoints(f"retrain-{data_fingerprint[:16]}")
-    )
+    result = train(arrays, state.spec, training, workspace.checkpoints)
     evaluation = evaluate(
         result.model, arrays, model_config, scaler, report.freq, workspace.reports(run_id)
     )
@@ -84,7 +82,8 @@ def retrain(parameters: RetrainParameters | None = None) -> dict[str, str]:
                 report.freq,
                 published_version,
                 run_id,
-                report.timezone,
+                timezone=report.timezone,
+                policy=parameters.validation.policy,
             )
             outcome["forecasts_path"] = str(publish(forecasts, workspace.forecasts, run_id))
         # Promoted last: a run that fails before this point leaves the champion as it was.

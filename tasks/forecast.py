@@ -6,10 +6,11 @@ from pathlib import Path
 
 import keras
 import pandas as pd
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from fusioncast.contract import ForecastColumn
+from fusioncast.errors import DataValidationError
 from fusioncast.forecast import forecast_frame
 from fusioncast.publish import publish_forecasts
 from fusioncast.state import ForecastingState
@@ -24,7 +25,13 @@ def forecast(
     model_version: str,
     run_id: str,
     timezone: str | None = None,
+    policy: str = "fail",
 ) -> pd.DataFrame:
+    logger = get_run_logger()
+
+    def set_aside(error: DataValidationError) -> None:
+        logger.warning("forecast: series set aside (quarantine policy): %s", error)
+
     return forecast_frame(
         model,
         frame,
@@ -34,6 +41,8 @@ def forecast(
         run_id=run_id,
         created_at=pd.Timestamp.now(tz="UTC"),
         timezone=timezone,
+        policy=policy,
+        on_set_aside=set_aside,
     )
 
 

@@ -24,5 +24,8 @@ def train(arrays: SeriesArrays, spec, training: TrainingConfig, backup_dir: Path
 
     result = train_model(arrays, spec, training, backup_dir=backup_dir, on_epoch=report)
     update_progress_artifact(progress, 100.0)
+    # A backup that was there and not used (other settings, unreadable) deserves attention.
+    set_aside = result.start.startswith("started fresh:")
+    (logger.warning if set_aside else logger.info)("training %s", result.start)
     logger.info("best epoch %d of %d", result.best_epoch, result.epochs_run)
     return result

@@ -274,6 +274,12 @@ def missing_path(frame, path):
     return path  # nothing written
 
 
+def target_in_other_units(frame, path):
+    series = frame["series_id"] == "S02-bakery"
+    frame.loc[series, "units_sold"] = frame.loc[series, "units_sold"] * 1e30
+    return write(frame, path)
+
+
 @dataclass
 class Case:
     make: Callable[[pd.DataFrame, Path], Path]
@@ -331,6 +337,7 @@ REJECTED = [
     Case(missing_path, "parquet_files", "*", 1),
     Case(column_missing_from_one_file, "parquet_columns", "note", 1),
     Case(files_in_different_time_zones, "timestamp_timezone", "date", 1),
+    Case(target_in_other_units, "within_scale", "units_sold", DAYS),
 ]
 
 
@@ -561,6 +568,23 @@ def test_quarantine_publishes_the_remaining_series(workspace, tmp_path):
     summary = by_key["run-summary"].data
     assert f"{DAYS + 1} ({report_dir / 'quarantine.parquet'})" in summary
     assert str(report_dir / "data_docs" / "index.html") in summary
+
+
+def test_quarantine_publishes_the_series_within_the_model_scale(workspace, tmp_path, caplog):
+    from flows.cli import run
+
+    data = target_in_other_units(base_frame(), tmp_path / "input.parquet")
+    models, _ = workspace.digests()
+    outcome = run(forecast_args(workspace, data, tmp_path, {"policy": "quarantine"}))
+    forecasts = pd.read_parquet(outcome["forecasts_path"])
+    assert sorted(forecasts[F.SERIES_ID].unique()) == ["S01-bakery", "S01-dairy", "S02-dairy"]
+    assert np.isfinite(forecasts[[F.FORECAST, "p10", "p50", "p90"]].to_numpy()).all()
+    assert workspace.digests()[0] == models
+    assert any(
+        "series set aside (quarantine policy): rule 'within_scale'" in r.getMessage()
+        and "S02-bakery" in r.getMessage()
+        for r in caplog.records
+    )
 
 
 def test_retrain_on_bad_data_registers_nothing(workspace, tmp_path, capfd, tiny_model_settings):

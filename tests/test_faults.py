@@ -9,10 +9,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -29,16 +32,15 @@ pytestmark = pytest.mark.slow
 TRAINING = {"epochs": 2, "batch_size": 64, "steps_per_epoch": 4}
 
 
-def _fusioncast(*args: str, home: Path) -> subprocess.Popen:
+def _fusioncast(*args: str, home: Path, **popen) -> subprocess.Popen:
     env = dict(os.environ, PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false")
     env.pop("PREFECT_API_URL", None)
     return subprocess.Popen(
         [sys.executable, "-m", "flows.cli", *args],
         env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
         text=True,
         cwd=Path(__file__).resolve().parents[1],
+        **{"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **popen},
     )
 
 
@@ -58,36 +60,61 @@ def data(tmp_path_factory) -> Path:
     return write_demo_dataset(root / "data", n_stores=2, n_categories=2, n_days=160, seed=4)
 
 
-def test_a_tampered_model_makes_forecast_refuse_and_publish_nothing(
-    data, tmp_path, tiny_model_settings
-):
+def _register_untrained(data: Path, workdir: Path, model_settings: dict, weights=None) -> str:
+    """Register (and make champion) an untrained model of the data's state; ``weights`` maps its
+    initial weights to the ones registered."""
     from fusioncast.config import ModelConfig
 
     frame = pd.read_parquet(data)
-    config = ModelConfig(**tiny_model_settings)
+    config = ModelConfig(**model_settings)
     boundaries = split_by_time(frame, DEMO_CONTRACT)
     scaler = fit_scaler(frame, DEMO_CONTRACT, boundaries)
     encoder, tokenizers = fit_vocabularies(frame, DEMO_CONTRACT, boundaries, config)
     state = ForecastingState.create(DEMO_CONTRACT, scaler, encoder, tokenizers, config)
-    workdir = tmp_path / "out"
+    model = build_model(state.spec)
+    if weights is not None:
+        model.set_weights(weights(model.get_weights()))
     registry = ModelRegistry(workdir / "models")
-    version = registry.register(
-        build_model(state.spec), state, parameters={}, data_fingerprint="f" * 64
-    )
+    version = registry.register(model, state, parameters={}, data_fingerprint="f" * 64)
     registry.promote(version, reason="test")
-    model_file = workdir / "models" / version / "model.keras"
-    model_file.write_bytes(model_file.read_bytes() + b"\0")  # one byte more than registered
-    (workdir / "forecasts").mkdir(parents=True)
-    before = _files(workdir / "forecasts")
+    return version
 
-    process = _fusioncast(
-        "forecast", "--data", str(data), "--workdir", str(workdir), home=tmp_path / "home"
-    )
+
+def _forecast_refused(data: Path, workdir: Path, home: Path) -> str:
+    """Run ``fusioncast forecast``: it must exit 2 without a traceback and publish nothing."""
+    (workdir / "forecasts").mkdir(parents=True, exist_ok=True)
+    before = _files(workdir / "forecasts")
+    process = _fusioncast("forecast", "--data", str(data), "--workdir", str(workdir), home=home)
     out, err = process.communicate(timeout=300)
     assert process.returncode == 2, (out, err)
-    assert f"model version {version}: file model.keras does not match its manifest hash" in err
     assert "Traceback" not in err
     assert _files(workdir / "forecasts") == before  # nothing published
+    return err
+
+
+def test_a_tampered_model_makes_forecast_refuse_and_publish_nothing(
+    data, tmp_path, tiny_model_settings
+):
+    workdir = tmp_path / "out"
+    version = _register_untrained(data, workdir, tiny_model_settings)
+    model_file = workdir / "models" / version / "model.keras"
+    model_file.write_bytes(model_file.read_bytes() + b"\0")  # one byte more than registered
+    err = _forecast_refused(data, workdir, tmp_path / "home")
+    assert f"model version {version}: file model.keras does not match its manifest hash" in err
+
+
+def test_a_model_that_forecasts_nan_publishes_nothing(data, tmp_path, tiny_model_settings):
+    """A registered model whose training diverged (NaN weights): no NaN reaches the forecasts."""
+    workdir = tmp_path / "out"
+    _register_untrained(
+        data,
+        workdir,
+        tiny_model_settings,
+        lambda weights: [w * np.nan if w.dtype.kind == "f" else w for w in weights],
+    )
+    err = _forecast_refused(data, workdir, tmp_path / "home")
+    line = next(line for line in err.splitlines() if line.startswith("fusioncast: error:"))
+    assert "rule 'forecast_finite' failed on column 'forecast': 4 offending row(s)" in line
 
 
 def test_two_retrains_at_the_same_time_leave_a_consistent_registry(
@@ -138,3 +165,48 @@ def test_two_retrains_at_the_same_time_leave_a_consistent_registry(
     forecasts = pd.read_parquet(workdir / "forecasts")
     assert forecasts.groupby(F.RUN_ID).size().tolist() == [4 * 7, 4 * 7]
     assert set(forecasts[F.MODEL_VERSION]) <= set(versions)
+
+
+def test_a_killed_retrain_rerun_with_another_model_size_starts_fresh(
+    data, tmp_path, tiny_model_settings
+):
+    """Resume is for the run that was killed: another model size does not load its backup."""
+    workdir = tmp_path / "out"
+    checkpoints = workdir / "checkpoints"
+
+    def retrain(name: str, model: dict, training: dict, **popen) -> subprocess.Popen:
+        params = tmp_path / f"{name}.json"
+        promotion = {"require_beating_last_value": False}
+        params.write_text(
+            json.dumps({"model": model, "training": training, "promotion": promotion})
+        )
+        args = ["--data", str(data), "--workdir", str(workdir), "--params", str(params)]
+        return _fusioncast("retrain", *args, home=tmp_path / f"home-{name}", **popen)
+
+    # Its own session: the kill takes its temporary Prefect server down with it, as a job's does.
+    killed = retrain(
+        "killed",
+        tiny_model_settings,
+        {**TRAINING, "epochs": 1000, "patience": 1000},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 300
+    while not list(checkpoints.glob("fit-*/training_metadata.json")):  # an epoch is backed up
+        assert killed.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait(timeout=60)
+    [backup] = [p for p in checkpoints.iterdir() if p.is_dir()]
+
+    wider = retrain("wider", {**tiny_model_settings, "hidden_units": 32}, TRAINING)
+    out, err = wider.communicate(timeout=600)
+    assert wider.returncode == 0, err[-3000:]
+    said = f"training started fresh: the backup at {backup} was made with other settings"
+    assert said in out + err
+    assert not list(checkpoints.iterdir())  # the stale backup is gone, and its own
+    [version] = ModelRegistry(workdir / "models").versions()
+    training = read_json(workdir / "models" / version / "training.json")
+    assert training["start"].startswith(said.removeprefix("training "))
+    assert training["epochs_run"] == TRAINING["epochs"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import sys
@@ -106,67 +107,211 @@ def test_text_after_numeric_fits_text_on_top_and_keeps_it_only_if_it_helps(prepa
 RESUMABLE_RUN = textwrap.dedent(
     """
     import sys, time
+    from dataclasses import replace
     from pathlib import Path
     from fusioncast.config import TrainingConfig
     from fusioncast.training import train_model
     from tiny_pipeline import tiny_state_and_arrays
 
+    backup, epochs, hidden_units = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
     state, arrays = tiny_state_and_arrays()
+    config = state.spec.config.model_copy(update={"hidden_units": hidden_units})
 
     def report(epoch, logs):
         print(f"EPOCH {epoch}", flush=True)
         time.sleep(0.3)
 
     result = train_model(
-        arrays, state.spec,
-        TrainingConfig(epochs=6, batch_size=16, steps_per_epoch=3, patience=100),
-        backup_dir=Path(sys.argv[1]), on_epoch=report,
+        arrays, replace(state.spec, config=config),
+        TrainingConfig(epochs=epochs, batch_size=16, steps_per_epoch=3, patience=100),
+        backup_dir=backup, on_epoch=report,
     )
     print(f"DONE {result.epochs_run}", flush=True)
+    print(f"START {result.start}", flush=True)
     """
 )
 
 
-def test_killed_training_resumes_after_its_last_completed_epoch(tmp_path):
-    script = tmp_path / "train.py"
+def _train(backup, epochs: int = 6, hidden_units: int = 8, *, kill_after: int | None = None):
+    """Run the resumable training in a child process; SIGKILL it once epoch ``kill_after`` is
+    reported. Returns the lines it printed."""
+    script = backup.parent / "train.py"
     script.write_text(RESUMABLE_RUN)
-    backup = tmp_path / "backup"
-    env = child_env()
-    first = subprocess.Popen(
-        [sys.executable, str(script), str(backup)], stdout=subprocess.PIPE, text=True, env=env
-    )
+    command = [sys.executable, str(script), str(backup), str(epochs), str(hidden_units)]
+    if kill_after is None:
+        done = subprocess.run(command, capture_output=True, text=True, env=child_env(), timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout.splitlines()
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=child_env())
     seen = []
-    for line in first.stdout:
+    for line in child.stdout:
         seen.append(line.strip())
-        if line.startswith("EPOCH 2"):
-            first.send_signal(signal.SIGKILL)  # a real kill: no cleanup, no callbacks
+        if line.startswith(f"EPOCH {kill_after}"):
+            child.send_signal(signal.SIGKILL)  # a real kill: no cleanup, no callbacks
             break
-    first.wait(timeout=60)
-    assert first.returncode == -signal.SIGKILL
-    assert seen[-1] == "EPOCH 2" and backup.exists()
+    child.wait(timeout=60)
+    assert child.returncode == -signal.SIGKILL and seen[-1] == f"EPOCH {kill_after}"
+    return seen
 
-    second = subprocess.run(
-        [sys.executable, str(script), str(backup)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
+
+def _epochs(lines: list[str]) -> list[str]:
+    return [line for line in lines if line.startswith("EPOCH")]
+
+
+def _backups(root) -> list[str]:
+    return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.exists() else []
+
+
+def test_killed_training_resumes_after_its_last_completed_epoch(tmp_path):
+    backup = tmp_path / "checkpoints"
+    _train(backup, kill_after=2)
+    [held] = _backups(backup)
+    assert (backup / held / "fit.json").is_file()
+
+    again = _train(backup)
+    assert _epochs(again) == ["EPOCH 3", "EPOCH 4", "EPOCH 5", "EPOCH 6"]
+    assert "DONE 6" in again
+    assert f"START resumed from epoch 2 of a killed run (backup {backup / held})" in again
+    assert not list(backup.iterdir())  # backup (and its lock file) removed once finished
+
+
+def test_a_killed_run_is_resumed_only_with_the_same_settings(tmp_path):
+    """Fewer epochs than the killed run had done: a fresh fit, not the killed run's weights."""
+    backup = tmp_path / "checkpoints"
+    _train(backup, kill_after=3)
+    [killed] = _backups(backup)
+
+    fewer = _train(backup, epochs=2)
+    assert _epochs(fewer) == ["EPOCH 1", "EPOCH 2"] and "DONE 2" in fewer
+    assert (
+        f"START started fresh: the backup at {backup / killed} was made with other settings; "
+        "removed"
+    ) in fewer
+    assert _backups(backup) == []
+
+
+def _killed_backup(directory, arrays, spec, training, files):
+    """A backup named and stamped for this fit; ``files`` writes what a kill left in it."""
+    from fusioncast.backups import backup_name, fit_identity
+    from fusioncast.contract import write_json
+
+    identity = fit_identity(arrays, spec, training, shuffle_text=False)
+    path = directory / backup_name(identity)
+    path.mkdir(parents=True)
+    write_json(path / "fit.json", identity)
+    (path / "training_metadata.json").write_text('{"epoch": 1, "batch": 0}')
+    files(path)
+    return path
+
+
+def _cut_short(path):
+    path.write_bytes(path.read_bytes()[:1000])
+
+
+@pytest.mark.parametrize("damage", ["other_shapes", "cut_short"])
+def test_a_backup_keras_cannot_load_starts_fresh(prepared, fast_training, tmp_path, damage):
+    from dataclasses import replace
+
+    from fusioncast.model import build_model
+
+    state, arrays = prepared
+    spec = state.spec
+    weights = "latest.weights.h5"
+    if damage == "other_shapes":  # e.g. a folder copied by hand from a run with other settings
+        wider = replace(spec, config=spec.config.model_copy(update={"hidden_units": 32}))
+
+        def files(path):
+            build_model(wider).save_weights(path / weights)
+    else:  # a kill during the write of the first epoch's weights
+
+        def files(path):
+            build_model(spec).save_weights(path / weights)
+            _cut_short(path / weights)
+
+    path = _killed_backup(tmp_path, arrays, spec, fast_training, files)
+    result = train_model(arrays, spec, fast_training, backup_dir=tmp_path)
+    assert result.start.startswith(f"started fresh: the backup at {path} could not be loaded")
+    assert result.epochs_run == fast_training.epochs == len(result.history["val_loss"])
+    assert not path.exists()
+    # Starting again from the same state: the same model as a run that never saw the backup.
+    clean = train_model(arrays, spec, fast_training)
+    assert result.history == clean.history
+
+
+def test_a_kill_during_the_backup_write_resumes_from_the_epoch_before(
+    prepared, fast_training, tmp_path
+):
+    from fusioncast.model import build_model
+
+    state, arrays = prepared
+    training = fast_training.model_copy(update={"epochs": 3})
+
+    def files(path):  # epoch 1 backed up; killed while writing epoch 2's weights over it
+        weights = path / "latest.weights.h5"
+        build_model(state.spec).save_weights(weights)
+        shutil.copy(weights, path / "latest.weights.h5.bkp")
+        shutil.copy(path / "training_metadata.json", path / "training_metadata.json.bkp")
+        _cut_short(weights)
+
+    path = _killed_backup(tmp_path, arrays, state.spec, training, files)
+    result = train_model(arrays, state.spec, training, backup_dir=tmp_path)
+    assert result.start == f"resumed from epoch 1 of a killed run (backup {path})"
+    assert result.epochs_run == 3 and len(result.history["val_loss"]) == 2
+
+
+def test_a_resumed_numeric_stage_leaves_the_text_stage_its_epochs(
+    prepared, fast_training, tmp_path
+):
+    """Keras keeps the restored epoch on the model; the text stage must not start there too."""
+    from dataclasses import replace
+
+    from fusioncast.model import build_model
+
+    state, arrays = prepared
+    config = state.spec.config.model_copy(update={"text_fusion": "additive"})
+    spec = replace(state.spec, config=config)
+    training = fast_training.model_copy(
+        update={"epochs": 3, "patience": 10, "text_after_numeric": True}
     )
-    assert second.returncode == 0, second.stderr[-2000:]
-    epochs = [line for line in second.stdout.splitlines() if line.startswith("EPOCH")]
-    assert epochs == ["EPOCH 3", "EPOCH 4", "EPOCH 5", "EPOCH 6"]
-    assert not backup.exists() or not any(backup.iterdir())  # backup removed once finished
+
+    def files(path):  # the numeric stage killed after its first epoch
+        build_model(spec).save_weights(path / "latest.weights.h5")
+
+    _killed_backup(tmp_path, arrays, spec, training, files)
+    reported = []
+    result = train_model(
+        arrays, spec, training, backup_dir=tmp_path, on_epoch=lambda e, _: reported.append(e)
+    )
+    assert result.start.startswith("resumed from epoch 1 of a killed run")
+    assert reported == [2, 3, 4, 5, 6] and result.epochs_run == 6
 
 
 def test_concurrent_runs_never_share_a_backup_directory(tmp_path):
-    from fusioncast.training import claim_backup_dir
+    from fusioncast.backups import claim_backup
 
-    base = tmp_path / "checkpoints" / "retrain-abc"
-    with claim_backup_dir(base) as first, claim_backup_dir(base) as second:
-        assert first == base
-        assert second != base and second.parent == base.parent
-    # Released (as by a finished or killed run): the next run resumes from the same directory.
-    with claim_backup_dir(base) as again:
-        assert again == base
-    with claim_backup_dir(None) as nothing:
-        assert nothing is None
+    base = tmp_path / "checkpoints" / "fit-abc"
+    with claim_backup(base, {"a": 1}) as first, claim_backup(base, {"a": 1}) as second:
+        assert first.path == base
+        assert second.path != base and second.path.parent == base.parent
+        assert second.note == f"started fresh: a live run is training with the backup at {base}"
+    assert not second.path.exists()  # a one-off: removed with its run
+    # Released (as by a killed run): the next run uses the same directory again.
+    with claim_backup(base, {"a": 1}) as again:
+        assert again.path == base
+        shutil.rmtree(base)  # as a finished fit does
+    assert not list(base.parent.iterdir())  # nor is its lock file left behind
+
+
+def test_stale_backups_are_removed_unless_a_live_run_holds_them(tmp_path):
+    from fusioncast.backups import claim_backup, remove_stale_backups
+
+    root = tmp_path / "checkpoints"
+    for name in ("fit-old", "fit-live", "fit-mine", "retrain-0123456789abcdef"):
+        (root / name).mkdir(parents=True)
+        (root / name / "latest.weights.h5").write_bytes(b"weights")
+    (root / ".fit-finished.lock").touch()  # left by a run that finished
+    with claim_backup(root / "fit-live", {"a": 1}):
+        removed = remove_stale_backups(root, keep={"fit-mine"})
+        assert sorted(p.name for p in removed) == ["fit-old", "retrain-0123456789abcdef"]
+        assert _backups(root) == ["fit-live", "fit-mine"]
+    assert sorted(p.name for p in root.glob(".*.lock")) == [".fit-live.lock"]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
+from typing import Literal
 
 import keras
 import numpy as np
@@ -26,12 +28,20 @@ def forecast_frame(
     run_id: str,
     created_at: pd.Timestamp,
     timezone: str | None = None,
+    policy: Literal["fail", "quarantine"] = "fail",
+    on_set_aside: Callable[[DataValidationError], None] | None = None,
 ) -> pd.DataFrame:
     """One row per (series, horizon step): point forecast, quantiles and the text that weighed most.
 
-    Series with fewer than ``lookback`` rows are left out (validation reports them). ``frame``
-    holds timestamps as validation hands them on; with ``timezone`` (that of tz-aware input,
-    ``ValidationReport.timezone``) the published timestamps are tz-aware in it.
+    Series with fewer than ``lookback`` rows are left out (validation reports them). Two rules
+    guard what is published: ``within_scale`` before prediction
+    (:meth:`~fusioncast.state.ForecastingState.out_of_scale`) and ``forecast_finite`` after it
+    (every published value is finite). A series that breaks one stops the run under the
+    ``fail`` policy (:class:`~fusioncast.errors.DataValidationError`); under ``quarantine`` it is
+    left out, ``on_set_aside`` gets the error that names it, and the rest is published (the run
+    stops when no series is left). ``frame`` holds timestamps as validation hands them on; with
+    ``timezone`` (that of tz-aware input, ``ValidationReport.timezone``) the published timestamps
+    are tz-aware in it.
     """
     config = state.spec.config
     state = state.for_new_series(frame)
@@ -45,6 +55,10 @@ def forecast_frame(
             len(arrays.series_ids),
             f"no series has the {config.lookback} steps of history the model reads",
         )
+    out_of_scale, error = state.out_of_scale(arrays)
+    origins = origins[
+        ~_set_aside(out_of_scale[arrays.row_series[origins]], error, policy, on_set_aside)
+    ]
     raw_text = {c: frame[c].to_numpy(dtype=object) for c in state.contract.text}
     shown = replace(arrays, timestamps=local_times.to_numpy(dtype=object)) if timezone else arrays
     scaled, explanations = explain_windows(
@@ -52,6 +66,11 @@ def forecast_frame(
     )
     series = series_index(arrays, origins)
     values = state.scaler.inverse_target(scaled.astype(np.float64), series)
+    quantiles = config.output_quantiles
+    not_finite, error = _not_finite(values, series, quantiles)
+    keep = ~_set_aside(not_finite, error, policy, on_set_aside)
+    origins, series, values = origins[keep], series[keep], values[keep]
+    explanations = [e for e, kept in zip(explanations, keep, strict=True) if kept]
     horizon = config.horizon
     origin_times = pd.DatetimeIndex(arrays.timestamps[origins])
     offset = pd.tseries.frequencies.to_offset(freq)
@@ -60,7 +79,6 @@ def forecast_frame(
     target_times = np.concatenate(
         [pd.date_range(t + offset, periods=horizon, freq=offset).to_numpy() for t in origin_times]
     )
-    quantiles = config.output_quantiles
     out = pd.DataFrame(
         {
             F.SERIES_ID: np.repeat(series.astype(str), horizon),
@@ -78,3 +96,45 @@ def forecast_frame(
     out[F.RUN_ID] = run_id
     out[F.CREATED_AT] = created_at
     return out
+
+
+def _not_finite(
+    values: np.ndarray, series: np.ndarray, quantiles: tuple[float, ...]
+) -> tuple[np.ndarray, DataValidationError | None]:
+    """Rule ``forecast_finite``: the windows (one per series) whose forecast ``values [B, H, Q]``
+    hold NaN or +-inf, and the error naming the first value column that does and the series."""
+    bad = ~np.isfinite(values).all(axis=(1, 2))
+    if not bad.any():
+        return bad, None
+    columns = {F.FORECAST: quantiles.index(0.5)}
+    if len(quantiles) > 1:
+        columns.update({F.quantile(q): j for j, q in enumerate(quantiles)})
+    column = next(c for c, j in columns.items() if not np.isfinite(values[bad, :, j]).all())
+    names = series[bad].astype(str)
+    shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+    return bad, DataValidationError(
+        "forecast_finite",
+        column,
+        len(names),
+        detail=f"the forecasts of {len(names)} series hold NaN or infinite values: {shown}",
+        example=names[0],
+    )
+
+
+def _set_aside(
+    bad: np.ndarray,
+    error: DataValidationError | None,
+    policy: str,
+    on_set_aside: Callable[[DataValidationError], None] | None,
+) -> np.ndarray:
+    """``bad`` (per forecast window) once ``error`` is dealt with under ``policy``.
+
+    Raises it under ``fail``, or when every window breaks the rule.
+    """
+    if error is None or not bad.any():
+        return bad
+    if policy != "quarantine" or bad.all():
+        raise error
+    if on_set_aside is not None:
+        on_set_aside(error)
+    return bad

@@ -36,8 +36,10 @@ class Workspace(BaseModel):
     def reports(self, run_id: str) -> Path:
         return Path(self.root) / "reports" / run_id
 
-    def checkpoints(self, run_name: str) -> Path:
-        return Path(self.root) / "checkpoints" / run_name
+    @property
+    def checkpoints(self) -> Path:
+        """Epoch backups of training runs, one directory per data and settings (for resuming)."""
+        return Path(self.root) / "checkpoints"
 
 
 class _RunParameters(BaseModel):

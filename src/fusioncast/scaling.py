@@ -14,6 +14,11 @@ from fusioncast.frames import series_keys
 
 SCALER_VERSION = 1
 _MIN_SCALE = 1e-8
+#: Largest distance from a series' training mean, in its training standard deviations, that a
+#: value may have (rule ``within_scale``). Training steps are never that far (at most the square
+#: root of their count); beyond it a value is a unit or data error, and the model's forecast of it
+#: overflows.
+SCALE_BOUND = 1e6
 
 
 @dataclass

@@ -14,8 +14,9 @@ import pandas as pd
 from fusioncast.config import ModelConfig
 from fusioncast.contract import DataContract
 from fusioncast.encoding import CategoryEncoder
+from fusioncast.errors import DataValidationError
 from fusioncast.model import ModelSpec
-from fusioncast.scaling import SeriesScaler
+from fusioncast.scaling import SCALE_BOUND, SeriesScaler
 from fusioncast.split import TRAIN, SplitBoundaries
 from fusioncast.storage import read_json, write_json
 from fusioncast.tokenize import TextTokenizer
@@ -83,8 +84,57 @@ class ForecastingState:
     def arrays(
         self, frame: pd.DataFrame, boundaries: SplitBoundaries | None = None
     ) -> SeriesArrays:
-        return build_arrays(
+        """Model-ready arrays of a validated frame.
+
+        With ``boundaries`` (arrays to train and score on) a value beyond the scaler's bound
+        stops here (:meth:`out_of_scale`): early stopping and the evaluation would run on it.
+        Forecasting applies that rule under the run's validation policy instead.
+        """
+        arrays = build_arrays(
             frame, self.contract, self.scaler, self.encoder, self.tokenizers, boundaries
+        )
+        if boundaries is not None and (error := self.out_of_scale(arrays)[1]) is not None:
+            raise error
+        return arrays
+
+    def out_of_scale(self, arrays: SeriesArrays) -> tuple[np.ndarray, DataValidationError | None]:
+        """Rule ``within_scale``: the series holding a scaled target or covariate beyond
+        :data:`~fusioncast.scaling.SCALE_BOUND`, far outside anything the model saw.
+
+        Returns a mask over ``arrays.series_ids`` and, when any series breaks the rule, the error
+        naming the column(s), the count of offending rows and the first one (value, series, step).
+        """
+        beyond = ~(np.abs(arrays.numeric) <= SCALE_BOUND)  # NaN too
+        rows = beyond.any(axis=1)
+        series = np.zeros(len(arrays.series_ids), dtype=bool)
+        if not rows.any():
+            return series, None
+        series[arrays.row_series[rows]] = True
+        columns = [c for c, hit in zip(self.scaler.columns, beyond.any(axis=0), strict=True) if hit]
+        first = int(np.flatnonzero(rows)[0])
+        column = self.scaler.columns[int(np.flatnonzero(beyond[first])[0])]
+        series_id = arrays.series_ids[arrays.row_series[first]]
+        scaled = float(arrays.numeric[first, self.scaler.columns.index(column)])
+        location, scale = self.scaler.stats[series_id][column]
+        stamp = pd.Timestamp(arrays.timestamps[first])
+        where = f"{self.contract.timestamp}={stamp.date() if stamp == stamp.normalize() else stamp}"
+        if self.contract.series_id is not None:
+            where = f"{self.contract.series_id}={series_id}, {where}"
+        names = arrays.series_ids[series]
+        shown = ", ".join(map(str, names[:5])) + (", ..." if len(names) > 5 else "")
+        return series, DataValidationError(
+            "within_scale",
+            ", ".join(columns),
+            int(rows.sum()),
+            detail=(
+                f"values of {len(names)} series are more than {SCALE_BOUND:g} standard "
+                "deviations of their training steps from their training mean, far outside what "
+                f"the model saw: {shown}"
+            ),
+            example=(
+                f"{column}={scaled * scale + location:.6g} at {where} ({scaled:.3g} standard "
+                "deviations)"
+            ),
         )
 
     def for_new_series(self, frame: pd.DataFrame) -> ForecastingState:

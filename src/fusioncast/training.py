@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +11,13 @@ from typing import Any
 import keras
 import numpy as np
 
+from fusioncast.backups import (
+    ResumableBackup,
+    backup_name,
+    claim_backup,
+    fit_identity,
+    remove_stale_backups,
+)
 from fusioncast.baselines import RidgeBaseline
 from fusioncast.config import ModelConfig, TrainingConfig
 from fusioncast.errors import DataValidationError
@@ -20,17 +25,25 @@ from fusioncast.model import LINEAR_SKIP, ModelSpec, build_model, compile_model
 from fusioncast.split import TRAIN, VALIDATION
 from fusioncast.windows import SeriesArrays, WindowSampler, gather_targets, window_origins
 
-HISTORY_VERSION = 1
+HISTORY_VERSION = 2
 #: Names of the layers of the text branches (and their merge), trained alone in the text stage.
 TEXT_LAYER_PREFIX = "text_"
 
 
 @dataclass
 class TrainingResult:
+    """The fitted model and how the fit went.
+
+    ``best_epoch`` and ``epochs_run`` count the epochs of a killed run this one resumed;
+    ``history`` holds the epochs this run trained. ``start`` says whether it resumed (``resumed
+    from epoch N of a killed run``) or started fresh, and why a backup that was there was not used.
+    """
+
     model: keras.Model
     history: dict[str, list[float]]
     best_epoch: int
     epochs_run: int
+    start: str = "started fresh"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -38,6 +51,7 @@ class TrainingResult:
             "history": self.history,
             "best_epoch": self.best_epoch,
             "epochs_run": self.epochs_run,
+            "start": self.start,
         }
 
 
@@ -105,8 +119,10 @@ def train_model(
 
     Args:
         arrays: built with split boundaries.
-        backup_dir: where epoch-end backups go; a killed run started again with the same
-            directory resumes after its last completed epoch. Removed after a finished fit.
+        backup_dir: where epoch-end backups go (:mod:`fusioncast.backups`). A killed run
+            started again with the same data and settings resumes after its last completed
+            epoch; any other run starts fresh and removes the backups no live run holds. A
+            finished fit removes its own.
         shuffle_text: train on text shuffled across windows (the control for the text's value).
         on_epoch: called after every epoch with its number and logs.
     """
@@ -156,32 +172,46 @@ def train_model(
             steps_per_epoch=training.steps_per_epoch if train else None,
         )
 
+    backup, text_backup, removed = None, None, []
+    if backup_dir is not None:
+        identity = fit_identity(arrays, spec, training, shuffle_text=shuffle_text)
+        name = backup_name(identity)
+        removed = remove_stale_backups(backup_dir, keep={name, f"{name}-text"})
+        removed = [p for p in removed if not p.name.startswith(name)]  # not a twin run's one-off
+        backup = (Path(backup_dir) / name, identity)
+        text_backup = (Path(backup_dir) / f"{name}-text", {**identity, "stage": "text"})
     # Staged: the numeric model first, on windows whose text is removed (the text corrections are
     # gated off, so they stay at zero); then only the text branches learn, on top of it.
-    history, best = _fit_stage(
+    history, best, epochs_run, start = _fit_stage(
         model,
         data(train_origins, train=True, without_text=staged),
         data(validation_origins, train=False, without_text=staged),
         training,
         keep_initial=training.keep_initial,
-        backup_dir=backup_dir,
+        backup=backup,
         on_epoch=on_epoch,
         verbose=verbose,
     )
+    if not start and removed:
+        others = f" (and {len(removed) - 1} more)" if len(removed) > 1 else ""
+        start = (
+            f"started fresh: the backup at {removed[0]}{others} was made with other settings; "
+            "removed"
+        )
+    start = start or "started fresh"
     if staged:
-        numeric_epochs = len(history.get("val_loss", []))
+        numeric_epochs = epochs_run
         trainable = {layer.name: layer.trainable for layer in model.layers}
         for layer in model.layers:
             layer.trainable = layer.name.startswith(TEXT_LAYER_PREFIX)
         compile_model(model, cfg, training.learning_rate, weight_decay=training.weight_decay)
-        text_backup = backup_dir and backup_dir.with_name(f"{backup_dir.name}-text")
-        text_history, text_best = _fit_stage(
+        text_history, text_best, text_epochs, text_start = _fit_stage(
             model,
             data(train_origins, train=True, without_text=False),
             data(validation_origins, train=False, without_text=False),
             training,
             keep_initial=True,  # the text stays out unless it lowers the validation loss
-            backup_dir=text_backup,
+            backup=text_backup,
             on_epoch=on_epoch,
             verbose=verbose,
             epoch_offset=numeric_epochs,
@@ -192,7 +222,10 @@ def train_model(
             history[key] = history.get(key, []) + values
         if text_best:
             best = numeric_epochs + text_best
-    return TrainingResult(model, history, best, len(history.get("val_loss", [])))
+        epochs_run = numeric_epochs + text_epochs
+        if text_start:
+            start += f"; text stage: {text_start}"
+    return TrainingResult(model, history, best, epochs_run, start)
 
 
 def _fit_stage(
@@ -202,12 +235,17 @@ def _fit_stage(
     training: TrainingConfig,
     *,
     keep_initial: bool,
-    backup_dir: Path | None,
+    backup: tuple[Path, dict[str, Any]] | None,
     on_epoch: Callable[[int, dict[str, float]], None] | None,
     verbose: int,
     epoch_offset: int = 0,
-) -> tuple[dict[str, list[float]], int]:
-    """Fit with early stopping; returns the history and the best epoch (0: initial weights kept)."""
+) -> tuple[dict[str, list[float]], int, int, str]:
+    """Fit with early stopping.
+
+    Returns the history of the epochs trained here, the best epoch (0: initial weights kept) and
+    the epochs run, both counting those of a resumed backup, and what became of a backup that
+    was there (empty when there was none).
+    """
     early_stopping = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=training.patience, restore_best_weights=True
     )
@@ -220,9 +258,13 @@ def _fit_stage(
     initial = None
     if keep_initial:
         initial = (float(model.evaluate(validation_data, verbose=0)), model.get_weights())
-    with claim_backup_dir(backup_dir) as claimed:
-        if claimed is not None:
-            callbacks.append(keras.callbacks.BackupAndRestore(str(claimed), delete_checkpoint=True))
+    with contextlib.ExitStack() as stack:
+        restore, resumed, start = None, 0, ""
+        if backup is not None:
+            claimed = stack.enter_context(claim_backup(*backup))
+            restore = ResumableBackup(claimed.path)
+            callbacks.append(restore)
+            start = claimed.note
         if on_epoch is not None:  # after the backup: a reported epoch is a saved one
             callbacks.append(EpochReporter(on_epoch, epoch_offset))
         fitted = model.fit(
@@ -232,46 +274,21 @@ def _fit_stage(
             callbacks=callbacks,
             verbose=verbose,
         )
+    if restore is not None and restore.unloadable:
+        start = restore.unloadable
+    elif restore is not None and restore.resumed_epoch:
+        resumed = restore.resumed_epoch
+        start = f"resumed from epoch {resumed} of a killed run (backup {restore.backup_dir})"
     history = {k: [float(v) for v in values] for k, values in fitted.history.items()}
     val_loss = history.get("val_loss", [])
-    best = int(np.argmin(val_loss)) + 1 if val_loss else 0
+    best = resumed + int(np.argmin(val_loss)) + 1 if val_loss else resumed
     margin = 1.0 - training.keep_initial_margin
-    if initial is not None and (not val_loss or initial[0] * margin <= min(val_loss)):
+    # A resumed backup that had run every epoch has no history here: its weights are the fit's.
+    trained_better = min(val_loss) < initial[0] * margin if initial and val_loss else resumed
+    if initial is not None and not trained_better:
         model.set_weights(initial[1])
         best = 0
-    return history, best
-
-
-@contextlib.contextmanager
-def claim_backup_dir(path: Path | None) -> Iterator[Path | None]:
-    """The backup directory this run may use, held (``flock``) while it trains.
-
-    ``path`` itself when no live run holds it: a run killed part-way released it, so the next run
-    on the same data resumes from its backup. When another run is training with it right now, a
-    fresh directory beside it, so that concurrent runs never share (or delete) each other's backup.
-    """
-    if path is None:
-        yield None
-        return
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for candidate in (path, path.with_name(f"{path.name}-{uuid.uuid4().hex[:8]}")):
-        lock = candidate.with_name(f".{candidate.name}.lock")
-        handle = open(lock, "a+")  # noqa: SIM115 - held for the whole fit
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            continue
-        try:
-            yield candidate
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-            handle.close()
-            if candidate != path:  # a one-off directory: nobody resumes from it
-                lock.unlink(missing_ok=True)
-        return
-    raise RuntimeError("unreachable: a fresh backup directory is never locked")
+    return history, best, resumed + len(val_loss), start
 
 
 def fit_linear_skip(arrays: SeriesArrays, config: ModelConfig) -> list[np.ndarray]:

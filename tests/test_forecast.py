@@ -1,0 +1,128 @@
+"""What a forecast may publish: only finite values, from inputs within the model's scale."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fusioncast.contract import ForecastColumn as F
+from fusioncast.demo import DEMO_CONTRACT as C
+from fusioncast.errors import DataValidationError
+from fusioncast.forecast import forecast_frame
+from fusioncast.model import build_model
+from fusioncast.publish import publish_forecasts
+from fusioncast.split import split_by_time
+from fusioncast.state import ForecastingState, fit_scaler, fit_vocabularies
+
+pytestmark = pytest.mark.slow
+
+BROKEN = "S01-dairy"
+
+
+@pytest.fixture
+def fitted(demo_frame, small_model_config):
+    boundaries = split_by_time(demo_frame, C)
+    scaler = fit_scaler(demo_frame, C, boundaries)
+    encoder, tokenizers = fit_vocabularies(demo_frame, C, boundaries, small_model_config)
+    state = ForecastingState.create(C, scaler, encoder, tokenizers, small_model_config)
+    return state, boundaries, build_model(state.spec)
+
+
+def _forecast(model, frame, state, **kwargs) -> pd.DataFrame:
+    return forecast_frame(
+        model,
+        frame,
+        state,
+        freq="D",
+        model_version="v1",
+        run_id="run-a",
+        created_at=pd.Timestamp("2026-11-25 06:00", tz="UTC"),
+        **kwargs,
+    )
+
+
+def _with_infinite_scale(state: ForecastingState) -> ForecastingState:
+    """A state whose scale of one series' target is infinite: scaled inputs stay finite (zero),
+    and that series' forecasts come back as NaN or +-inf."""
+    from dataclasses import replace
+
+    stats = {key: dict(columns) for key, columns in state.scaler.stats.items()}
+    stats[BROKEN][C.target] = [stats[BROKEN][C.target][0], float("inf")]
+    return replace(state, scaler=replace(state.scaler, stats=stats))
+
+
+def test_a_forecast_that_is_not_finite_is_never_published(fitted, demo_frame, tmp_path):
+    state, _, model = fitted
+    broken = _with_infinite_scale(state)
+    with pytest.raises(DataValidationError) as refused:
+        _forecast(model, demo_frame, broken)
+    error = refused.value
+    assert (error.rule, error.column, error.count, error.example) == (
+        "forecast_finite",
+        F.FORECAST,
+        1,
+        BROKEN,
+    )
+    assert f"hold NaN or infinite values: {BROKEN}" in str(error)
+
+    set_aside = []
+    forecasts = _forecast(
+        model, demo_frame, broken, policy="quarantine", on_set_aside=set_aside.append
+    )
+    assert [e.rule for e in set_aside] == ["forecast_finite"]
+    path = publish_forecasts(forecasts, tmp_path, run_id="run-a")
+    published = pd.read_parquet(path)
+    assert BROKEN not in set(published[F.SERIES_ID])
+    assert published[F.SERIES_ID].nunique() == demo_frame[C.series_id].nunique() - 1
+    values = published[[F.FORECAST, "p10", "p50", "p90"]].to_numpy()
+    assert np.isfinite(values).all()
+
+
+def test_a_forecast_of_no_finite_series_stops_under_quarantine_too(fitted, demo_frame):
+    state, _, model = fitted
+    one_series = demo_frame[demo_frame[C.series_id] == BROKEN]
+    with pytest.raises(DataValidationError, match="rule 'forecast_finite'"):
+        _forecast(model, one_series, _with_infinite_scale(state), policy="quarantine")
+
+
+def _far_outside(frame: pd.DataFrame) -> pd.DataFrame:
+    series = frame[C.series_id] == BROKEN
+    return frame.assign(**{C.target: frame[C.target].where(~series, frame[C.target] * 1e30)})
+
+
+def test_a_series_far_outside_the_scale_is_refused_before_prediction(fitted, demo_frame):
+    state, _, model = fitted
+    damaged = _far_outside(demo_frame)
+    with pytest.raises(DataValidationError) as refused:
+        _forecast(None, damaged, state)  # no model: refused before anything is predicted
+    error = refused.value
+    assert (error.rule, error.column) == ("within_scale", C.target)
+    assert error.count == (damaged[C.series_id] == BROKEN).sum()
+    first = damaged[damaged[C.series_id] == BROKEN].iloc[0]
+    assert error.example.startswith(f"{C.target}={first[C.target]:.6g} at series_id={BROKEN}, ")
+    assert f"{C.timestamp}={first[C.timestamp].date()}" in error.example
+
+    set_aside = []
+    forecasts = _forecast(model, damaged, state, policy="quarantine", on_set_aside=set_aside.append)
+    assert [e.rule for e in set_aside] == ["within_scale"]
+    assert BROKEN not in set(forecasts[F.SERIES_ID])
+    assert forecasts[F.SERIES_ID].nunique() == demo_frame[C.series_id].nunique() - 1
+    assert np.isfinite(forecasts[[F.FORECAST, "p10", "p90"]].to_numpy()).all()
+
+
+def test_training_arrays_refuse_steps_far_outside_the_training_scale(fitted, demo_frame):
+    """The scaler is fitted on training steps; a later step a unit error away would be
+    early-stopped and scored on. A whole series in other units is fine: it has its own scale."""
+    state, boundaries, _ = fitted
+    later = demo_frame[C.timestamp] > boundaries.train_end
+    damaged = demo_frame.copy()
+    damaged.loc[later & (demo_frame[C.series_id] == BROKEN), "price"] *= 1e30
+    with pytest.raises(DataValidationError, match="rule 'within_scale' failed on column 'price'"):
+        state.arrays(damaged, boundaries)
+
+    whole = _far_outside(demo_frame)
+    refitted = ForecastingState.create(
+        C, fit_scaler(whole, C, boundaries), state.encoder, state.tokenizers, state.spec.config
+    )
+    assert refitted.arrays(whole, boundaries).numeric.shape[0] == len(whole)
