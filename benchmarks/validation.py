@@ -28,8 +28,9 @@ import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
+from fusioncast.config import ValidationConfig  # noqa: E402
 from fusioncast.contract import DataContract, read_dataset  # noqa: E402
-from fusioncast.validation import ValidationConfig, validate_frame  # noqa: E402
+from fusioncast.validation import validate_frame  # noqa: E402
 
 CONTRACT = DataContract(
     series_id="series_id",

@@ -9,15 +9,11 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
 
+from fusioncast.config import ValidationConfig
 from fusioncast.contract import DataContract
 from fusioncast.frames import fingerprint
 from fusioncast.storage import failures_name
-from fusioncast.validation import (
-    REPORT_FILE,
-    ValidationConfig,
-    ValidationReport,
-    validate_dataset,
-)
+from fusioncast.validation import REPORT_FILE, ValidationReport, validate_dataset
 
 
 @task(name="validate", retries=0)

@@ -271,36 +271,6 @@ def test_normalised_ridge_skip_model_starts_at_the_normalised_ridge_baseline():
     np.testing.assert_allclose(forecast, expected, rtol=1e-4, atol=1e-4)
 
 
-def test_ridge_skip_refit_on_training_and_validation_windows():
-    """With the refit, penalties chosen on validation, then both ridges learn from its steps."""
-    from fusioncast.baselines import RidgeBaseline
-    from fusioncast.config import ModelConfig
-    from fusioncast.split import TEST, TRAIN, VALIDATION
-    from fusioncast.training import fit_linear_skip
-    from fusioncast.windows import window_origins
-
-    synthetic_arrays = benchmark_module("_synthetic").synthetic_arrays
-
-    arrays = synthetic_arrays(1, 300, 1, vocabulary=50, seed=5)
-    config = ModelConfig(lookback=8, horizon=3, loss="mse", linear_skip="ridge")
-    unrefitted = fit_linear_skip(arrays, config)
-    train_only = RidgeBaseline.fit(arrays, 8, 3, normalised=True)
-    np.testing.assert_allclose(unrefitted[0], train_only.weights[:-1], rtol=1e-5, atol=1e-6)
-    config = config.model_copy(update={"linear_skip_refit": True})
-    kernel, bias, level_kernel, level_bias, _ = fit_linear_skip(arrays, config)
-    origins = window_origins(arrays, 8, 3)
-    seen = origins[arrays.split[origins + 3] <= VALIDATION]
-    assert (arrays.split[seen + 3] == VALIDATION).any() and (arrays.split[seen] == TRAIN).any()
-    assert not (arrays.split[seen + 3] == TEST).any()
-    refitted = train_only.refit(arrays, seen)
-    np.testing.assert_allclose(kernel, refitted.weights[:-1], rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(bias, refitted.weights[-1], rtol=1e-5, atol=1e-6)
-    assert not np.allclose(kernel, train_only.weights[:-1], atol=1e-6)
-    level = RidgeBaseline.fit(arrays, 8, 3, normalised=False).refit(arrays, seen)
-    np.testing.assert_allclose(level_kernel, level.weights[:-1], rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(level_bias, level.weights[-1], rtol=1e-5, atol=1e-6)
-
-
 @needs_data
 def test_benchmark_runs_on_an_unseen_domain_folder(tmp_path, capsys):
     """The benchmark takes any folder in the Time-MMD layout: a renamed copy, no code change."""
@@ -349,35 +319,6 @@ def test_nested_scoring_scores_the_validation_steps_out_of_sample(tmp_path):
     assert (split == VALIDATION).sum() == (split == TEST).sum() == n_validation
     assert split.tolist() == sorted(split.tolist())  # train, then validation, then test
     assert (split == TRAIN).sum() == (plain.arrays.split == TRAIN).sum() - n_validation
-
-
-def test_ridge_skip_shrink_keeps_all_half_or_none_of_the_departure_from_the_last_value():
-    from fusioncast.config import ModelConfig
-    from fusioncast.model import LINEAR_SKIP, ModelSpec, build_model
-    from fusioncast.split import VALIDATION
-    from fusioncast.training import fit_linear_skip
-    from fusioncast.windows import gather_inputs, gather_targets, window_origins
-
-    synthetic_arrays = benchmark_module("_synthetic").synthetic_arrays
-
-    arrays = synthetic_arrays(1, 300, 1, vocabulary=50, seed=6)
-    config = ModelConfig(lookback=8, horizon=3, loss="mse", linear_skip="ridge", text_encoder="bag")
-    origins = window_origins(arrays, 8, 3, VALIDATION)
-    inputs = gather_inputs(arrays, origins, 8, config.max_text_tokens)
-    last = arrays.numeric[origins, 0][:, None]
-    actual = gather_targets(arrays, origins, 3)
-
-    def skip_forecast(cfg):
-        model = build_model(ModelSpec(cfg, n_numeric=1, text_vocabulary_sizes=[50]))
-        model.get_layer(LINEAR_SKIP).set_weights(fit_linear_skip(arrays, cfg))
-        return np.asarray(model.predict(inputs, verbose=0))[..., 0].astype(np.float64)
-
-    full = skip_forecast(config)
-    shrunk = skip_forecast(config.model_copy(update={"linear_skip_shrink": True}))
-    candidates = {k: last + k * (full - last) for k in (1.0, 0.5, 0.0)}
-    errors = {k: float(np.mean((f - actual) ** 2)) for k, f in candidates.items()}
-    best = min(errors, key=errors.get)
-    np.testing.assert_allclose(shrunk, candidates[best], rtol=1e-4, atol=1e-4)
 
 
 @needs_data

@@ -51,57 +51,22 @@ def test_early_stopping_keeps_the_best_epoch(prepared, fast_training):
     assert result.best_epoch == int(np.argmin(result.history["val_loss"])) + 1
 
 
-def test_keep_initial_needs_training_to_beat_the_start_by_the_margin(prepared, fast_training):
-    """A model that does not beat its start (here the last value) by the margin is not kept."""
+def test_keep_initial_keeps_the_start_unless_training_beats_it(prepared, fast_training):
+    """A model that does not beat its start (here the last value) on validation is not kept."""
     state, arrays = prepared
     training = fast_training.model_copy(update={"epochs": 4, "keep_initial": True})
     trained = train_model(arrays, state.spec, training)
     assert trained.best_epoch > 0  # on the demo data a few epochs beat the last value ...
-    strict = train_model(
-        arrays, state.spec, training.model_copy(update={"keep_initial_margin": 0.9})
+    # ... but not with a learning rate that throws the weights far from any good fit.
+    wild = train_model(
+        arrays, state.spec, training.model_copy(update={"epochs": 1, "learning_rate": 1.0})
     )
-    assert strict.best_epoch == 0  # ... but not by 90 %: the start is kept
+    assert wild.best_epoch == 0
     origins = forecast_origins(arrays, 21)
-    forecast = strict.model.predict(gather_inputs(arrays, origins, 21, 24), verbose=0)
+    forecast = wild.model.predict(gather_inputs(arrays, origins, 21, 24), verbose=0)
     median = forecast[..., state.spec.config.quantiles.index(0.5)]
     last = np.repeat(arrays.numeric[origins, 0][:, None], median.shape[1], axis=1)
     np.testing.assert_allclose(median, last, atol=1e-5)
-
-
-def test_text_after_numeric_fits_text_on_top_and_keeps_it_only_if_it_helps(prepared, fast_training):
-    """Staged: the numeric model first, then the text branches alone; text never raises val loss."""
-    from dataclasses import replace
-
-    from fusioncast.split import VALIDATION
-    from fusioncast.training import TEXT_LAYER_PREFIX, sampler
-    from fusioncast.windows import window_origins
-
-    state, arrays = prepared
-    config = state.spec.config.model_copy(update={"text_fusion": "additive"})
-    spec = replace(state.spec, config=config)
-    training = fast_training.model_copy(
-        update={"epochs": 4, "patience": 10, "text_after_numeric": True}
-    )
-    reported = []
-    result = train_model(arrays, spec, training, on_epoch=lambda epoch, _: reported.append(epoch))
-    # Both stages ran (4 epochs each here) and their epochs are numbered as one fit.
-    assert result.epochs_run == 8 and reported == list(range(1, 9))
-    assert len(result.history["val_loss"]) == 8
-    # Every layer is trainable again after the text stage (the saved model is not left frozen).
-    assert all(layer.trainable for layer in result.model.layers)
-    assert any(layer.name.startswith(TEXT_LAYER_PREFIX) for layer in result.model.layers)
-    origins = window_origins(arrays, config.lookback, config.horizon, VALIDATION)
-
-    def loss(**kwargs):
-        data = sampler(arrays, origins, config, 64, **kwargs)
-        return float(result.model.evaluate(data, verbose=0))
-
-    with_text, without_text = loss(), loss(without_text=True)
-    # Without text the model is the numeric stage's; the text stage was kept only if it lowered
-    # the validation loss. On the demo data the notes move sales: even 16 steps of the text
-    # stage lower it, so here it was kept.
-    assert with_text <= without_text
-    assert result.best_epoch > 4 and with_text < without_text, (with_text, without_text)
 
 
 RESUMABLE_RUN = textwrap.dedent(
@@ -193,7 +158,7 @@ def test_a_killed_run_is_resumed_only_with_the_same_settings(tmp_path):
 def _killed_backup(directory, arrays, spec, training, files):
     """A backup named and stamped for this fit; ``files`` writes what a kill left in it."""
     from fusioncast.backups import backup_name, fit_identity
-    from fusioncast.contract import write_json
+    from fusioncast.storage import write_json
 
     identity = fit_identity(arrays, spec, training, shuffle_text=False)
     path = directory / backup_name(identity)
@@ -257,33 +222,6 @@ def test_a_kill_during_the_backup_write_resumes_from_the_epoch_before(
     result = train_model(arrays, state.spec, training, backup_dir=tmp_path)
     assert result.start == f"resumed from epoch 1 of a killed run (backup {path})"
     assert result.epochs_run == 3 and len(result.history["val_loss"]) == 2
-
-
-def test_a_resumed_numeric_stage_leaves_the_text_stage_its_epochs(
-    prepared, fast_training, tmp_path
-):
-    """Keras keeps the restored epoch on the model; the text stage must not start there too."""
-    from dataclasses import replace
-
-    from fusioncast.model import build_model
-
-    state, arrays = prepared
-    config = state.spec.config.model_copy(update={"text_fusion": "additive"})
-    spec = replace(state.spec, config=config)
-    training = fast_training.model_copy(
-        update={"epochs": 3, "patience": 10, "text_after_numeric": True}
-    )
-
-    def files(path):  # the numeric stage killed after its first epoch
-        build_model(spec).save_weights(path / "latest.weights.h5")
-
-    _killed_backup(tmp_path, arrays, spec, training, files)
-    reported = []
-    result = train_model(
-        arrays, spec, training, backup_dir=tmp_path, on_epoch=lambda e, _: reported.append(e)
-    )
-    assert result.start.startswith("resumed from epoch 1 of a killed run")
-    assert reported == [2, 3, 4, 5, 6] and result.epochs_run == 6
 
 
 def test_concurrent_runs_never_share_a_backup_directory(tmp_path):

@@ -26,8 +26,8 @@ import keras
 import numpy as np
 
 from fusioncast.config import TrainingConfig
-from fusioncast.contract import write_json
 from fusioncast.model import ModelSpec
+from fusioncast.storage import write_json
 from fusioncast.windows import SeriesArrays
 
 BACKUP_VERSION = 1

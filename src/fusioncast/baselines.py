@@ -92,11 +92,6 @@ class RidgeBaseline:
         weights = np.linalg.solve(x.T @ x + alpha * len(x) * penalty, x.T @ y)
         return cls(weights, alpha, normalised, lookback)
 
-    def refit(self, arrays: SeriesArrays, origins: np.ndarray) -> RidgeBaseline:
-        """The same form and penalty fitted again on the windows ending at ``origins``."""
-        horizon = self.weights.shape[1]
-        return self.fit_on(arrays, origins, self.lookback, horizon, self.normalised, self.alpha)
-
     def predict(self, arrays: SeriesArrays, origins: np.ndarray) -> np.ndarray:
         history = lookback_target(arrays, origins, self.lookback).astype(np.float64)
         last = history[:, -1:] if self.normalised else 0.0

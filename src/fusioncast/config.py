@@ -1,9 +1,12 @@
-"""Parameters of the model and of training, as pydantic models (they become Prefect UI forms)."""
+"""Settings of a run as pydantic models (Prefect UI forms): leaves that import no model code."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
@@ -44,21 +47,6 @@ class ModelConfig(BaseModel):
             "penalties and mix chosen on validation windows); ridge_normalised (starts at the "
             "ridge on the lookback minus its last value alone, its penalty chosen on validation "
             "windows)."
-        ),
-    )
-    linear_skip_refit: bool = Field(
-        False,
-        description=(
-            "With linear_skip=ridge: once penalties and mix are chosen on validation, fit both "
-            "ridges again on training and validation windows (early stopping then compares the "
-            "network with a skip that has seen the validation steps)."
-        ),
-    )
-    linear_skip_shrink: bool = Field(
-        False,
-        description=(
-            "With linear_skip=ridge: also choose on validation how much of the ridges' departure "
-            "from the last value to keep (all, half or none: the last value)."
         ),
     )
     linear_skip_trainable: bool = Field(
@@ -135,24 +123,6 @@ class TrainingConfig(BaseModel):
             "beats their validation loss."
         ),
     )
-    keep_initial_margin: float = Field(
-        0.0,
-        ge=0.0,
-        lt=1.0,
-        description=(
-            "With keep_initial: the trained weights must beat the initial validation loss by this "
-            "share (0.05: by 5 %), so that a gain within the noise of a small validation split "
-            "does not replace a sound linear forecaster."
-        ),
-    )
-    text_after_numeric: bool = Field(
-        False,
-        description=(
-            "With additive text fusion: fit the numeric model first (every window's text "
-            "removed), then only the text branches on top of it, keeping them only if they lower "
-            "the validation loss; a text branch then never costs the numeric model its training."
-        ),
-    )
     max_validation_windows: int | None = Field(
         50_000,
         ge=1,
@@ -191,3 +161,105 @@ class PromotionConfig(BaseModel):
     min_improvement: float = Field(
         0.0, ge=0.0, lt=1.0, description="Required relative MSE improvement over the champion."
     )
+
+
+class ValidationConfig(BaseModel):
+    """How strict validation is, per run. Every bound is inclusive."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    policy: Literal["fail", "quarantine"] = Field(
+        "fail",
+        description=(
+            "'fail': bad rows stop the run before any model or output is touched. 'quarantine': "
+            "rows (or series) that break a row or series rule are written to quarantine.parquet "
+            "in the run's report directory with the rule they broke; the run goes on with the "
+            "rest. Table-level problems (missing columns, wrong types, ...) always stop the run."
+        ),
+    )
+    max_missing_target_share: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "Share of rows whose target may be missing. Tolerated missing targets are filled with "
+            "the series' previous value (the next one at its start); beyond it the rule fails."
+        ),
+    )
+    max_gap_share: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "Share of the steps between a series' first and last timestamp that may be missing. "
+            "0 means no gaps; tolerated gaps are counted in the report and not filled."
+        ),
+    )
+    max_text_chars: int = Field(
+        2000,
+        ge=1,
+        le=10_000_000,
+        description="Longest text kept per step and text feature; longer text is truncated.",
+    )
+    max_categorical_cardinality: int = Field(
+        10_000,
+        ge=1,
+        le=100_000_000,
+        description="Most distinct values per categorical feature (each needs an embedding row).",
+    )
+    allow_future_timestamps: bool = Field(
+        False, description="Accept timestamps later than now (in `timezone`)."
+    )
+    timezone: str = Field(
+        "UTC",
+        description=(
+            "IANA time zone of tz-naive timestamps' wall-clock time: 'now' is taken in it when "
+            "telling future timestamps (tz-aware timestamps are compared as instants)."
+        ),
+    )
+    now: datetime | None = Field(
+        None,
+        description=(
+            "The current time for the future-timestamp rule; empty means the clock. Naive "
+            "values are wall-clock time in `timezone` (set it in tests for reproducible runs)."
+        ),
+    )
+    max_quarantine_share: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "Quarantine policy: the run still stops when more than this share of the rows would "
+            "be quarantined (such data is more likely broken than dirty)."
+        ),
+    )
+    data_docs: bool = Field(
+        True, description="Write GX Data Docs (HTML) to <report dir>/data_docs."
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(f"unknown time zone {value!r}") from error
+        return value
+
+    def current_time(self) -> pd.Timestamp:
+        """``now`` (or the clock) as naive wall-clock time in ``timezone``."""
+        if self.now is None:
+            return pd.Timestamp.now(tz=self.timezone).tz_localize(None)
+        now = pd.Timestamp(self.now)
+        if now.tzinfo is not None:
+            now = now.tz_convert(self.timezone).tz_localize(None)
+        return now
+
+    def current_instant(self) -> pd.Timestamp:
+        """``now`` (or the clock) as a tz-aware instant."""
+        if self.now is None:
+            return pd.Timestamp.now(tz="UTC")
+        now = pd.Timestamp(self.now)
+        if now.tzinfo is None:  # a wall-clock time repeated by daylight saving: the first
+            now = now.tz_localize(self.timezone, ambiguous=True, nonexistent="shift_forward")
+        return now

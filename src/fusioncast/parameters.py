@@ -7,11 +7,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from fusioncast.config import BacktestConfig, ModelConfig, PromotionConfig, TrainingConfig
+from fusioncast.config import (
+    BacktestConfig,
+    ModelConfig,
+    PromotionConfig,
+    TrainingConfig,
+    ValidationConfig,
+)
 from fusioncast.contract import DataContract
 from fusioncast.demo import DEMO_CONTRACT
 from fusioncast.presets import PRESETS, apply_preset
-from fusioncast.validation import ValidationConfig
 
 PresetName = Literal[tuple(PRESETS)]
 

@@ -26,8 +26,6 @@ from fusioncast.split import TRAIN, VALIDATION
 from fusioncast.windows import SeriesArrays, WindowSampler, gather_targets, window_origins
 
 HISTORY_VERSION = 2
-#: Names of the layers of the text branches (and their merge), trained alone in the text stage.
-TEXT_LAYER_PREFIX = "text_"
 
 
 @dataclass
@@ -56,34 +54,14 @@ class TrainingResult:
 
 
 class EpochReporter(keras.callbacks.Callback):
-    """Calls ``report(epoch, logs)`` once per finished epoch (never per batch).
+    """Calls ``report(epoch, logs)`` once per finished epoch (never per batch)."""
 
-    ``offset``: epochs already reported by an earlier stage of the same fit.
-    """
-
-    def __init__(self, report: Callable[[int, dict[str, float]], None], offset: int = 0) -> None:
+    def __init__(self, report: Callable[[int, dict[str, float]], None]) -> None:
         super().__init__()
         self.report = report
-        self.offset = offset
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self.report(self.offset + epoch + 1, {k: float(v) for k, v in (logs or {}).items()})
-
-
-def model_spec_for(
-    arrays: SeriesArrays,
-    config: ModelConfig,
-    static_cards: list[int],
-    dynamic_cards: list[int],
-    vocabulary_sizes: list[int],
-) -> ModelSpec:
-    return ModelSpec(
-        config=config,
-        n_numeric=arrays.numeric.shape[1],
-        static_cardinalities=static_cards,
-        dynamic_cardinalities=dynamic_cards,
-        text_vocabulary_sizes=vocabulary_sizes,
-    )
+        self.report(epoch + 1, {k: float(v) for k, v in (logs or {}).items()})
 
 
 def sampler(
@@ -150,15 +128,8 @@ def train_model(
     if cfg.linear_skip in ("ridge", "ridge_normalised"):
         weights = fit_linear_skip(arrays, cfg)
         model.get_layer(LINEAR_SKIP).set_weights(weights)
-    # Where no training step has text (a feed that began later) the text stage has nothing to
-    # learn from: every training window is gated off.
-    staged = (
-        training.text_after_numeric
-        and cfg.text_fusion == "additive"
-        and any((np.diff(t.offsets)[arrays.split == TRAIN] > 0).any() for t in arrays.text)
-    )
 
-    def data(origins: np.ndarray, *, train: bool, without_text: bool) -> WindowSampler:
+    def data(origins: np.ndarray, *, train: bool) -> WindowSampler:
         return sampler(
             arrays,
             origins,
@@ -167,25 +138,21 @@ def train_model(
             shuffle=train,
             seed=training.seed,
             shuffle_text=shuffle_text,
-            without_text=without_text,
             text_dropout=training.text_window_dropout if train else 0.0,
             steps_per_epoch=training.steps_per_epoch if train else None,
         )
 
-    backup, text_backup, removed = None, None, []
+    backup, removed = None, []
     if backup_dir is not None:
         identity = fit_identity(arrays, spec, training, shuffle_text=shuffle_text)
         name = backup_name(identity)
-        removed = remove_stale_backups(backup_dir, keep={name, f"{name}-text"})
+        removed = remove_stale_backups(backup_dir, keep={name})
         removed = [p for p in removed if not p.name.startswith(name)]  # not a twin run's one-off
         backup = (Path(backup_dir) / name, identity)
-        text_backup = (Path(backup_dir) / f"{name}-text", {**identity, "stage": "text"})
-    # Staged: the numeric model first, on windows whose text is removed (the text corrections are
-    # gated off, so they stay at zero); then only the text branches learn, on top of it.
-    history, best, epochs_run, start = _fit_stage(
+    history, best, epochs_run, start = _fit(
         model,
-        data(train_origins, train=True, without_text=staged),
-        data(validation_origins, train=False, without_text=staged),
+        data(train_origins, train=True),
+        data(validation_origins, train=False),
         training,
         keep_initial=training.keep_initial,
         backup=backup,
@@ -199,36 +166,10 @@ def train_model(
             "removed"
         )
     start = start or "started fresh"
-    if staged:
-        numeric_epochs = epochs_run
-        trainable = {layer.name: layer.trainable for layer in model.layers}
-        for layer in model.layers:
-            layer.trainable = layer.name.startswith(TEXT_LAYER_PREFIX)
-        compile_model(model, cfg, training.learning_rate, weight_decay=training.weight_decay)
-        text_history, text_best, text_epochs, text_start = _fit_stage(
-            model,
-            data(train_origins, train=True, without_text=False),
-            data(validation_origins, train=False, without_text=False),
-            training,
-            keep_initial=True,  # the text stays out unless it lowers the validation loss
-            backup=text_backup,
-            on_epoch=on_epoch,
-            verbose=verbose,
-            epoch_offset=numeric_epochs,
-        )
-        for layer in model.layers:
-            layer.trainable = trainable[layer.name]
-        for key, values in text_history.items():
-            history[key] = history.get(key, []) + values
-        if text_best:
-            best = numeric_epochs + text_best
-        epochs_run = numeric_epochs + text_epochs
-        if text_start:
-            start += f"; text stage: {text_start}"
     return TrainingResult(model, history, best, epochs_run, start)
 
 
-def _fit_stage(
+def _fit(
     model: keras.Model,
     train_data: WindowSampler,
     validation_data: WindowSampler,
@@ -238,7 +179,6 @@ def _fit_stage(
     backup: tuple[Path, dict[str, Any]] | None,
     on_epoch: Callable[[int, dict[str, float]], None] | None,
     verbose: int,
-    epoch_offset: int = 0,
 ) -> tuple[dict[str, list[float]], int, int, str]:
     """Fit with early stopping.
 
@@ -266,7 +206,7 @@ def _fit_stage(
             callbacks.append(restore)
             start = claimed.note
         if on_epoch is not None:  # after the backup: a reported epoch is a saved one
-            callbacks.append(EpochReporter(on_epoch, epoch_offset))
+            callbacks.append(EpochReporter(on_epoch))
         fitted = model.fit(
             train_data,
             validation_data=validation_data,
@@ -282,9 +222,8 @@ def _fit_stage(
     history = {k: [float(v) for v in values] for k, values in fitted.history.items()}
     val_loss = history.get("val_loss", [])
     best = resumed + int(np.argmin(val_loss)) + 1 if val_loss else resumed
-    margin = 1.0 - training.keep_initial_margin
     # A resumed backup that had run every epoch has no history here: its weights are the fit's.
-    trained_better = min(val_loss) < initial[0] * margin if initial and val_loss else resumed
+    trained_better = min(val_loss) < initial[0] if initial and val_loss else resumed
     if initial is not None and not trained_better:
         model.set_weights(initial[1])
         best = 0
@@ -298,10 +237,8 @@ def fit_linear_skip(arrays: SeriesArrays, config: ModelConfig) -> list[np.ndarra
     level), each fitted on the training windows with its penalty chosen on the validation windows
     (:class:`~fusioncast.baselines.RidgeBaseline`); then their mix (level share 0, 1/2 or 1) of
     lowest validation MSE on the scaled target (``linear_skip="ridge_normalised"``: share 0, the
-    change ridge alone). With ``linear_skip_refit``, both ridges are then
-    fitted again, with their penalties, on every window whose horizon ends before the test split
-    (training and validation), so the skip reflects the latest steps it may see. Returns
-    ``[kernel, bias, level_kernel, level_bias, level_share]`` (float32).
+    change ridge alone). Returns ``[kernel, bias, level_kernel, level_bias, level_share]``
+    (float32).
     """
     lookback, horizon = config.lookback, config.horizon
     relative = RidgeBaseline.fit(arrays, lookback, horizon, normalised=True)
@@ -314,27 +251,11 @@ def fit_linear_skip(arrays: SeriesArrays, config: ModelConfig) -> list[np.ndarra
         (0.0,) if config.linear_skip == "ridge_normalised" else (0.0, 0.5, 1.0),
         key=lambda s: float(np.mean(((1 - s) * from_change + s * from_level - actual) ** 2)),
     )
-    keep = 1.0  # share of the mix's departure from the last value that is kept
-    if config.linear_skip_shrink and len(validation):
-        last = arrays.numeric[validation, 0][:, None].astype(np.float64)
-        mix = (1 - share) * from_change + share * from_level
-        keep = min(
-            (1.0, 0.5, 0.0),
-            key=lambda k: float(np.mean((last + k * (mix - last) - actual) ** 2)),
-        )
-    if config.linear_skip_refit and len(validation):
-        fitted = window_origins(arrays, lookback, horizon)
-        fitted = fitted[arrays.split[fitted + horizon] <= VALIDATION]
-        relative, level = relative.refit(arrays, fitted), level.refit(arrays, fitted)
-    # last + keep * (mix - last), in the layer's form: scale the change ridge by ``keep`` and
-    # move the level ridge towards the last value (its kernel's last row) by ``1 - keep``.
-    level_kernel = keep * level.weights[:-1]
-    level_kernel[-1] += 1.0 - keep
     weights = [
-        keep * relative.weights[:-1],
-        keep * relative.weights[-1],
-        level_kernel,
-        keep * level.weights[-1],
+        relative.weights[:-1],
+        relative.weights[-1],
+        level.weights[:-1],
+        level.weights[-1],
         np.array(share),
     ]
     return [np.asarray(w, dtype=np.float32) for w in weights]

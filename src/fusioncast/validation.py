@@ -35,17 +35,15 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 from pandas.api import types as ptypes
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from fusioncast.config import ValidationConfig
 from fusioncast.contract import (
     SINGLE_SERIES_ID,
     DataContract,
@@ -79,108 +77,6 @@ _ORDER_KEY = "fusioncast_order"
 PASSED, FAILED, QUARANTINED = "passed", "failed", "quarantined"
 EXCLUDED, TRUNCATED, FILLED, TOLERATED = "excluded", "truncated", "filled", "tolerated"
 IGNORED = "ignored"
-
-
-class ValidationConfig(BaseModel):
-    """How strict validation is, per run. Every bound is inclusive."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    policy: Literal["fail", "quarantine"] = Field(
-        "fail",
-        description=(
-            "'fail': bad rows stop the run before any model or output is touched. 'quarantine': "
-            "rows (or series) that break a row or series rule are written to quarantine.parquet "
-            "in the run's report directory with the rule they broke; the run goes on with the "
-            "rest. Table-level problems (missing columns, wrong types, ...) always stop the run."
-        ),
-    )
-    max_missing_target_share: float = Field(
-        0.0,
-        ge=0.0,
-        le=1.0,
-        description=(
-            "Share of rows whose target may be missing. Tolerated missing targets are filled with "
-            "the series' previous value (the next one at its start); beyond it the rule fails."
-        ),
-    )
-    max_gap_share: float = Field(
-        0.0,
-        ge=0.0,
-        le=1.0,
-        description=(
-            "Share of the steps between a series' first and last timestamp that may be missing. "
-            "0 means no gaps; tolerated gaps are counted in the report and not filled."
-        ),
-    )
-    max_text_chars: int = Field(
-        2000,
-        ge=1,
-        le=10_000_000,
-        description="Longest text kept per step and text feature; longer text is truncated.",
-    )
-    max_categorical_cardinality: int = Field(
-        10_000,
-        ge=1,
-        le=100_000_000,
-        description="Most distinct values per categorical feature (each needs an embedding row).",
-    )
-    allow_future_timestamps: bool = Field(
-        False, description="Accept timestamps later than now (in `timezone`)."
-    )
-    timezone: str = Field(
-        "UTC",
-        description=(
-            "IANA time zone of tz-naive timestamps' wall-clock time: 'now' is taken in it when "
-            "telling future timestamps (tz-aware timestamps are compared as instants)."
-        ),
-    )
-    now: datetime | None = Field(
-        None,
-        description=(
-            "The current time for the future-timestamp rule; empty means the clock. Naive "
-            "values are wall-clock time in `timezone` (set it in tests for reproducible runs)."
-        ),
-    )
-    max_quarantine_share: float = Field(
-        0.5,
-        ge=0.0,
-        le=1.0,
-        description=(
-            "Quarantine policy: the run still stops when more than this share of the rows would "
-            "be quarantined (such data is more likely broken than dirty)."
-        ),
-    )
-    data_docs: bool = Field(
-        True, description="Write GX Data Docs (HTML) to <report dir>/data_docs."
-    )
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as error:
-            raise ValueError(f"unknown time zone {value!r}") from error
-        return value
-
-    def current_time(self) -> pd.Timestamp:
-        """``now`` (or the clock) as naive wall-clock time in ``timezone``."""
-        if self.now is None:
-            return pd.Timestamp.now(tz=self.timezone).tz_localize(None)
-        now = pd.Timestamp(self.now)
-        if now.tzinfo is not None:
-            now = now.tz_convert(self.timezone).tz_localize(None)
-        return now
-
-    def current_instant(self) -> pd.Timestamp:
-        """``now`` (or the clock) as a tz-aware instant."""
-        if self.now is None:
-            return pd.Timestamp.now(tz="UTC")
-        now = pd.Timestamp(self.now)
-        if now.tzinfo is None:  # a wall-clock time repeated by daylight saving: the first
-            now = now.tz_localize(self.timezone, ambiguous=True, nonexistent="shift_forward")
-        return now
 
 
 @dataclass
