@@ -20,8 +20,8 @@ import os
 from prefect import serve
 from prefect.schedules import Cron
 
-from flows.forecast import forecast_flow
-from flows.retrain import retrain
+from fusioncast.flows.forecast import forecast_flow
+from fusioncast.flows.retrain import retrain
 
 RETRAIN_CRON = "0 3 * * 1"
 FORECAST_CRON = "0 5 * * *"

@@ -227,7 +227,8 @@ def run(argv: list[str] | None = None) -> dict[str, str]:
         print(f"demo dataset written to {path}")
         return {"data_path": str(path)}
     if args.command == "backtest":
-        from flows.backtest import backtest
+        from fusioncast.flows.backtest import backtest
+
         from fusioncast.parameters import BacktestParameters
 
         outcome = backtest(_retrain_parameters(args, BacktestParameters))
@@ -239,12 +240,12 @@ def run(argv: list[str] | None = None) -> dict[str, str]:
             from fusioncast.demo import write_demo_dataset
 
             print(f"demo dataset written to {write_demo_dataset(parameters.data_path)}")
-        from flows.retrain import retrain
+        from fusioncast.flows.retrain import retrain
 
         outcome = retrain(parameters)
     else:
         parameters = _forecast_parameters(args)
-        from flows.forecast import forecast_flow
+        from fusioncast.flows.forecast import forecast_flow
 
         outcome = forecast_flow(parameters)
     print(f"model version: {outcome['model_version']}")

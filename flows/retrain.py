@@ -3,24 +3,25 @@ evaluate -> register -> promotion gate -> forecast -> publish -> promote."""
 
 from __future__ import annotations
 
-from prefect import flow
-from prefect.runtime import flow_run
-
-from fusioncast.parameters import RetrainParameters
-from fusioncast.registry import ModelRegistry
-from tasks.evaluate import evaluate
-from tasks.forecast import forecast, publish
-from tasks.prepare import build_windows, fit_scaling, fit_tokenization, split_data
-from tasks.registry import (
+from fusioncast.tasks.evaluate import evaluate
+from fusioncast.tasks.forecast import forecast, publish
+from fusioncast.tasks.prepare import build_windows, fit_scaling, fit_tokenization, split_data
+from fusioncast.tasks.registry import (
     check_registry,
     load_model,
     promote_model,
     promotion_gate,
     register_model,
 )
-from tasks.report import summarise_run
-from tasks.train import train
-from tasks.validate import validate_data
+from fusioncast.tasks.report import summarise_run
+from fusioncast.tasks.train import train
+from fusioncast.tasks.validate import validate_data
+from prefect import flow
+from prefect.runtime import flow_run
+
+from fusioncast.contract import MetricColumn as M
+from fusioncast.parameters import RetrainParameters
+from fusioncast.registry import ModelRegistry
 
 
 @flow(name="retrain")
@@ -89,7 +90,7 @@ def retrain(parameters: RetrainParameters | None = None) -> dict[str, str]:
         # Promoted last: a run that fails before this point leaves the champion as it was.
         if decision.promote:
             promote_model(workspace.models, version, decision.reason)
-    summary = evaluation.summary().set_index("model")["mse"].round(4).to_dict()
+    summary = evaluation.summary().set_index(M.MODEL)[M.MSE].round(4).to_dict()
     summarise_run(
         "retrain",
         {

@@ -11,6 +11,7 @@ from prefect.artifacts import create_table_artifact
 from fusioncast.backtest import Fold, plan_folds, run_fold
 from fusioncast.config import BacktestConfig, ModelConfig, TrainingConfig
 from fusioncast.contract import DataContract
+from fusioncast.contract import MetricColumn as M
 from fusioncast.evaluate import summarise
 from fusioncast.report import write_metrics
 
@@ -40,7 +41,7 @@ def backtest_fold(
 def combine_folds(fold_metrics: list[pd.DataFrame], report_dir: Path) -> Path:
     """One metrics table over all folds, as Parquet and as a table artifact per model."""
     metrics = pd.concat(fold_metrics, ignore_index=True).sort_values(
-        ["fold", "model", "series_id", "horizon_step"], ignore_index=True
+        [M.FOLD, M.MODEL, M.SERIES_ID, M.HORIZON_STEP], ignore_index=True
     )
     path = write_metrics(metrics, Path(report_dir) / BACKTEST_METRICS)
     create_table_artifact(

@@ -10,7 +10,7 @@ import pytest
 from fusioncast.backtest import plan_folds
 from fusioncast.config import BacktestConfig, ModelConfig, TrainingConfig
 from fusioncast.demo import DEMO_CONTRACT, write_demo_dataset
-from fusioncast.errors import DataValidationError
+from fusioncast.errors import ConfigError
 from fusioncast.parameters import BacktestParameters, Workspace
 
 
@@ -25,7 +25,7 @@ def test_folds_step_back_from_the_end_and_fit_only_on_earlier_steps(demo_frame):
     for fold in folds:
         assert fold.train_end < fold.validation_end == fold.origin < fold.test_end
         assert len(times[(times > fold.train_end) & (times <= fold.origin)]) >= 5
-    with pytest.raises(DataValidationError, match="backtest_history"):
+    with pytest.raises(ConfigError, match="fewer backtest.n_folds"):
         plan_folds(demo_frame, DEMO_CONTRACT, model, BacktestConfig(n_folds=100, step=7))
 
 
@@ -33,10 +33,9 @@ def test_folds_step_back_from_the_end_and_fit_only_on_earlier_steps(demo_frame):
 def test_backtest_runs_its_folds_concurrently_into_one_metrics_table(
     prefect_server, tmp_path, tiny_model_settings
 ):
+    from fusioncast.flows.backtest import backtest
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
-    from flows.backtest import backtest
 
     data = write_demo_dataset(tmp_path / "data", n_stores=2, n_categories=2, n_days=160, seed=2)
     parameters = BacktestParameters(

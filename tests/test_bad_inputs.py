@@ -77,7 +77,7 @@ def params_file(directory: Path, payload: dict[str, Any]) -> Path:
 
 @pytest.fixture(scope="module")
 def workspace(prefect_server, tmp_path_factory, tiny_model_settings) -> Workspace:
-    from flows.cli import main, run
+    from fusioncast.flows.cli import main, run
 
     # The cases below are built for this window shape.
     assert (tiny_model_settings["lookback"], tiny_model_settings["horizon"]) == (LOOKBACK, HORIZON)
@@ -350,7 +350,7 @@ def forecast_args(space: Workspace, data: Path, tmp_path: Path, validation: dict
 
 @pytest.mark.parametrize("case", REJECTED, ids=lambda c: c.name)
 def test_rejected_input_stops_the_run_and_touches_nothing(case, workspace, tmp_path, capfd):
-    from flows.cli import main
+    from fusioncast.flows.cli import main
 
     data = case.make(base_frame(), tmp_path / "input.parquet")
     models, forecasts = workspace.digests()
@@ -368,7 +368,7 @@ def test_rejected_input_stops_the_run_and_touches_nothing(case, workspace, tmp_p
 
 
 def test_mixed_number_and_string_values_name_the_column_and_an_example(workspace, tmp_path, capfd):
-    from flows.cli import main
+    from fusioncast.flows.cli import main
 
     data = mixed_type_column(base_frame(), tmp_path / "input.parquet")
     assert main(forecast_args(workspace, data, tmp_path, {})) == 2
@@ -421,7 +421,7 @@ ACCEPTED = {
 
 @pytest.mark.parametrize("change", list(ACCEPTED), ids=lambda f: f.__name__)
 def test_accepted_quirks_are_forecast(change, workspace, tmp_path):
-    from flows.cli import run
+    from fusioncast.flows.cli import run
 
     expected = ACCEPTED[change]
     data = write(change(base_frame()), tmp_path / "input.parquet")
@@ -447,7 +447,7 @@ def test_accepted_quirks_are_forecast(change, workspace, tmp_path):
 
 
 def test_a_readme_beside_the_parquet_files_is_left_out_with_a_warning(workspace, tmp_path):
-    from flows.cli import run
+    from fusioncast.flows.cli import run
 
     data = halves(base_frame(), tmp_path / "input")
     (data / "README.txt").write_text("daily sales per store and category\n")
@@ -470,7 +470,7 @@ def test_a_readme_beside_the_parquet_files_is_left_out_with_a_warning(workspace,
 
 
 def test_daily_data_in_a_zone_with_daylight_saving_is_published_in_that_zone(workspace, tmp_path):
-    from flows.cli import run
+    from fusioncast.flows.cli import run
 
     frame = base_frame()  # daylight saving time starts on 2023-03-26 in Berlin
     data = write(
@@ -489,7 +489,7 @@ def test_daily_data_in_a_zone_with_daylight_saving_is_published_in_that_zone(wor
 def test_hourly_data_across_the_end_of_daylight_saving_continues_in_its_zone(
     workspace, tmp_path, tiny_model_settings
 ):
-    from flows.cli import run
+    from fusioncast.flows.cli import run
 
     # 2023-10-29 in Berlin: 02:00 comes twice; the last step is the second one (02:00+01:00)
     last = pd.Timestamp("2023-10-29 01:00", tz="UTC").tz_convert("Europe/Berlin")
@@ -516,10 +516,9 @@ def test_hourly_data_across_the_end_of_daylight_saving_continues_in_its_zone(
 
 
 def test_quarantine_publishes_the_remaining_series(workspace, tmp_path):
+    from fusioncast.flows.cli import run
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
-
-    from flows.cli import run
 
     frame = base_frame()
     frame.loc[in_series(frame, "S01-dairy", [50]), "units_sold"] = np.inf
@@ -571,7 +570,7 @@ def test_quarantine_publishes_the_remaining_series(workspace, tmp_path):
 
 
 def test_quarantine_publishes_the_series_within_the_model_scale(workspace, tmp_path, caplog):
-    from flows.cli import run
+    from fusioncast.flows.cli import run
 
     data = target_in_other_units(base_frame(), tmp_path / "input.parquet")
     models, _ = workspace.digests()
@@ -588,7 +587,7 @@ def test_quarantine_publishes_the_series_within_the_model_scale(workspace, tmp_p
 
 
 def test_retrain_on_bad_data_registers_nothing(workspace, tmp_path, capfd, tiny_model_settings):
-    from flows.cli import main
+    from fusioncast.flows.cli import main
 
     data = nan_target(base_frame(), tmp_path / "input.parquet")
     params = params_file(tmp_path, {"model": tiny_model_settings, "training": TRAINING})

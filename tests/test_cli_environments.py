@@ -42,7 +42,7 @@ class Trained:
 @pytest.fixture(scope="module")
 def trained(prefect_server, tmp_path_factory, tiny_model_settings) -> Trained:
     """A workspace with two registered versions and a champion history (so rollback has work)."""
-    from flows.cli import main
+    from fusioncast.flows.cli import main
 
     root = tmp_path_factory.mktemp("environments")
     data = write_demo_dataset(root / "data.parquet", n_stores=1, n_categories=2, n_days=100)
@@ -107,7 +107,7 @@ def _fill(directory: Path) -> None:
 
 
 def _run(argv: list[str], capfd) -> tuple[int, str]:
-    from flows.cli import main
+    from fusioncast.flows.cli import main
 
     capfd.readouterr()
     status = main(argv)

@@ -34,7 +34,7 @@ BAD_FILES = {
 @pytest.mark.parametrize("command", ["retrain", "forecast", "backtest", "quickstart"])
 @pytest.mark.parametrize("case", list(BAD_FILES))
 def test_a_bad_params_file_is_one_line_naming_the_file(case, command, tmp_path, capfd):
-    from flows.cli import main
+    from fusioncast.flows.cli import main
 
     content, message = BAD_FILES[case]
     params = tmp_path / "params.json"
@@ -48,7 +48,7 @@ def test_a_bad_params_file_is_one_line_naming_the_file(case, command, tmp_path, 
 
 
 def test_a_missing_params_file_is_named(tmp_path, capfd):
-    from flows.cli import main
+    from fusioncast.flows.cli import main
 
     params = tmp_path / "nowhere.json"
     assert main(["retrain", "--workdir", str(tmp_path / "out"), "--params", str(params)]) == 2
@@ -57,7 +57,7 @@ def test_a_missing_params_file_is_named(tmp_path, capfd):
 
 def test_a_params_file_with_a_byte_order_mark_is_read(tmp_path, capfd):
     """Editors on Windows save UTF-8 with a BOM: the file is read, not refused."""
-    from flows.cli import main
+    from fusioncast.flows.cli import main
 
     params = tmp_path / "params.json"
     params.write_bytes(b"\xef\xbb\xbf" + json.dumps({"validation": {"policy": "oops"}}).encode())
@@ -77,7 +77,7 @@ def test_a_params_file_with_a_byte_order_mark_is_read(tmp_path, capfd):
 def test_a_flag_that_contradicts_the_params_file_is_refused(
     flag, value, payload, field, tmp_path, capfd, monkeypatch
 ):
-    from flows.cli import main
+    from fusioncast.flows.cli import main
 
     monkeypatch.chdir(tmp_path)
     params = tmp_path / "params.json"
@@ -101,7 +101,7 @@ def test_the_params_file_is_used_where_no_flag_contradicts_it(agree, tmp_path):
     env = dict(os.environ, PREFECT_HOME=str(tmp_path / "prefect"))
     env.pop("PREFECT_API_URL", None)
     done = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "forecast", *flags, "--params", str(params)],
+        [sys.executable, "-m", "fusioncast.flows.cli", "forecast", *flags, "--params", str(params)],
         capture_output=True,
         text=True,
         env=env,
@@ -114,7 +114,7 @@ def test_the_params_file_is_used_where_no_flag_contradicts_it(agree, tmp_path):
 
 
 def test_model_version_is_a_forecast_flag_only(tmp_path, capfd):
-    from flows.cli import main
+    from fusioncast.flows.cli import main
 
     with pytest.raises(SystemExit) as exit_:
         main(["retrain", "--workdir", str(tmp_path), "--model-version", "v1"])

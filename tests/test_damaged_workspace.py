@@ -80,7 +80,7 @@ def tree_digest(root: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def trained(prefect_server, tmp_path_factory, tiny_model_settings) -> Trained:
-    from flows.cli import main
+    from fusioncast.flows.cli import main
 
     root = tmp_path_factory.mktemp("damaged")
     data = root / "data.parquet"
@@ -106,7 +106,7 @@ def copy(trained, tmp_path) -> Copy:
 
 
 def fusioncast(capfd, args: list[str]) -> tuple[int, str, str]:
-    from flows.cli import main
+    from fusioncast.flows.cli import main
 
     capfd.readouterr()
     status = main(args)

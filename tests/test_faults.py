@@ -36,7 +36,7 @@ def _fusioncast(*args: str, home: Path, **popen) -> subprocess.Popen:
     env = dict(os.environ, PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false")
     env.pop("PREFECT_API_URL", None)
     return subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", *args],
+        [sys.executable, "-m", "fusioncast.flows.cli", *args],
         env=env,
         text=True,
         cwd=Path(__file__).resolve().parents[1],

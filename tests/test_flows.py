@@ -42,7 +42,7 @@ def _tree_digest(root: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def retrained(prefect_server, tmp_path_factory):
-    from flows.retrain import retrain
+    from fusioncast.flows.retrain import retrain
 
     root = tmp_path_factory.mktemp("pipeline")
     data = write_demo_dataset(root / "data", n_stores=2, n_categories=2, n_days=200, seed=1)
@@ -105,9 +105,8 @@ def test_retrain_run_is_recorded_in_prefect_with_its_artifacts(retrained):
 
 
 def test_forecast_reuses_the_saved_model_without_training(retrained):
+    from fusioncast.flows.forecast import forecast_flow
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
-    from flows.forecast import forecast_flow
 
     parameters, first = retrained
     models = parameters.workspace.models
@@ -132,7 +131,7 @@ def test_forecast_reuses_the_saved_model_without_training(retrained):
 
 
 def test_cli_reports_bad_data_in_one_line_and_touches_nothing(retrained, tmp_path, capsys):
-    from flows.cli import main
+    from fusioncast.flows.cli import main
 
     parameters, _ = retrained
     workspace = parameters.workspace
@@ -181,7 +180,8 @@ def test_first_model_is_promoted_with_its_report_and_the_reason(retrained):
 
 
 def test_a_worse_candidate_is_registered_but_not_promoted(retrained):
-    from flows.retrain import retrain
+    from fusioncast.flows.retrain import retrain
+
     from fusioncast.registry import ModelRegistry
 
     parameters, first = retrained
@@ -209,7 +209,8 @@ def test_a_worse_candidate_is_registered_but_not_promoted(retrained):
 
 
 def test_registry_commands_list_promote_and_roll_back(retrained, capsys):
-    from flows.cli import main
+    from fusioncast.flows.cli import main
+
     from fusioncast.registry import ModelRegistry
 
     parameters, first = retrained

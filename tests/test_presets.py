@@ -43,7 +43,7 @@ def test_the_preset_is_recorded_with_the_parameters():
 
 
 def test_an_unknown_preset_is_one_line_naming_the_presets(tmp_path, capfd):
-    from flows.cli import main
+    from fusioncast.flows.cli import main
 
     params = tmp_path / "params.json"
     params.write_text(json.dumps({"preset": "long-hourly"}))

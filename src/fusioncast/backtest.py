@@ -17,7 +17,8 @@ import pandas as pd
 
 from fusioncast.config import BacktestConfig, ModelConfig, TrainingConfig
 from fusioncast.contract import DataContract
-from fusioncast.errors import DataValidationError
+from fusioncast.contract import MetricColumn as M
+from fusioncast.errors import ConfigError
 from fusioncast.evaluate import evaluate_model, season_length
 from fusioncast.split import split_at
 from fusioncast.state import ForecastingState, fit_scaler, fit_vocabularies
@@ -46,12 +47,10 @@ def plan_folds(
         n_validation = max(horizon, int(round(n_history * config.validation_share)))
         n_train = n_history - n_validation
         if n_train < model.lookback + horizon:
-            raise DataValidationError(
-                "backtest_history",
-                contract.timestamp,
-                len(times),
-                f"fold {k} would have {max(n_train, 0)} training steps; it needs lookback + "
-                f"horizon = {model.lookback + horizon}: use fewer folds or a smaller step",
+            raise ConfigError(
+                f"backtest fold {k} would have {max(n_train, 0)} of the data's {len(times)} steps "
+                f"to train on; it needs lookback + horizon = {model.lookback + horizon}: use "
+                "fewer backtest.n_folds or a smaller backtest.step"
             )
         folds.append(
             Fold(
@@ -87,6 +86,6 @@ def run_fold(
         result.model, arrays, model_config, scaler, season=season_length(freq)
     )
     metrics = evaluation.metrics
-    metrics.insert(0, "origin", fold.origin)
-    metrics.insert(0, "fold", np.int32(fold.index))
+    metrics.insert(0, M.ORIGIN, fold.origin)
+    metrics.insert(0, M.FOLD, np.int32(fold.index))
     return metrics

@@ -113,6 +113,30 @@ class ForecastColumn:
         return f"p{percent:g}"
 
 
+class MetricColumn:
+    """Columns of the evaluation tables (one row per model, series and horizon step; the backtest's
+    add the fold and its origin), in ``metrics.parquet`` and ``backtest_metrics.parquet``."""
+
+    MODEL = "model"  # fusioncast, its text ablations, or a baseline
+    SERIES_ID = "series_id"
+    HORIZON_STEP = "horizon_step"
+    N_WINDOWS = "n_windows"  # test windows the row's means are over
+    FOLD = "fold"
+    ORIGIN = "origin"
+    MSE = "mse"  # z-scored target
+    MAE = "mae"
+    MASE = "mase"
+    SMAPE = "smape"
+    PINBALL = "pinball"
+    #: Columns that say what a row is about, not how good a forecast was.
+    KEYS = (MODEL, SERIES_ID, HORIZON_STEP, N_WINDOWS, FOLD, ORIGIN)
+
+    @staticmethod
+    def coverage(percent: int) -> str:
+        """Column of the share of actual values inside the central ``percent`` % interval."""
+        return f"coverage_{percent}"
+
+
 #: Files of a dataset directory that are read (any case); other files there are left out.
 PARQUET_SUFFIXES = (".parquet", ".parq")
 #: Metadata and markers of Parquet writers (``_SUCCESS``, ``_metadata``, ``.crc``): skipped, as

@@ -38,6 +38,10 @@ class DataValidationError(FusioncastError):
         super().__init__(message)
 
 
+class DatasetLayoutError(FusioncastError):
+    """A dataset folder is not laid out as its converter expects (a file or a column missing)."""
+
+
 class ModelStateError(FusioncastError):
     """Saved model state is missing, incomplete or does not match what it claims to be."""
 

@@ -22,7 +22,8 @@ import pandas as pd
 from fusioncast import metrics as m
 from fusioncast.baselines import baseline_forecasts
 from fusioncast.config import ModelConfig
-from fusioncast.errors import DataValidationError
+from fusioncast.contract import MetricColumn as M
+from fusioncast.errors import ConfigError
 from fusioncast.predict import predict_windows
 from fusioncast.scaling import SeriesScaler
 from fusioncast.split import TEST, TRAIN
@@ -34,7 +35,6 @@ TEXT_REMOVED = "fusioncast_text_removed"
 TEXT_SHUFFLED = "fusioncast_text_shuffled"
 
 METRICS_VERSION = 1
-POINT_METRICS = ("mse", "mae", "mase", "smape")
 
 _SEASONS = {"h": 24, "d": 7, "b": 5, "w": 52, "m": 12, "q": 4}
 
@@ -85,8 +85,10 @@ def evaluate_model(
     """Forecast every window of ``split`` with the model, its ablations and the baselines."""
     origins = window_origins(arrays, config.lookback, config.horizon, split)
     if len(origins) == 0:
-        raise DataValidationError(
-            "test_windows", "lookback+horizon", 0, "no series has a full test window"
+        raise ConfigError(
+            f"no series has a full test window of lookback {config.lookback} + horizon "
+            f"{config.horizon} steps: give more history, a shorter model.lookback or "
+            "model.horizon, or a larger test share"
         )
     series = series_index(arrays, origins)
     levels = config.output_quantiles
@@ -117,18 +119,16 @@ def evaluate_model(
     for name, forecast in scaled.items():
         original = to_original(forecast)
         terms = {
-            "mse": m.squared_error(scaled_actual, forecast),
-            "mae": m.absolute_error(scaled_actual, forecast),
-            "mase": m.absolute_error(actual, original) / window_scale,
-            "smape": m.smape_terms(actual, original),
+            M.MSE: m.squared_error(scaled_actual, forecast),
+            M.MAE: m.absolute_error(scaled_actual, forecast),
+            M.MASE: m.absolute_error(actual, original) / window_scale,
+            M.SMAPE: m.smape_terms(actual, original),
         }
         if name in quantile_forecasts and len(levels) > 1:
             q = quantile_forecasts[name].astype(np.float64)
-            terms["pinball"] = m.pinball_terms(scaled_actual, q, levels)
+            terms[M.PINBALL] = m.pinball_terms(scaled_actual, q, levels)
             for percent, lower, upper in m.central_intervals(levels):
-                terms[m.coverage_name(percent)] = m.interval_hits(
-                    scaled_actual, q, levels, lower, upper
-                )
+                terms[M.coverage(percent)] = m.interval_hits(scaled_actual, q, levels, lower, upper)
         frames.append(_per_series_step(name, terms, codes, series_ids, config.horizon))
     history = {}
     for index, sid in enumerate(arrays.series_ids):
@@ -178,10 +178,10 @@ def _per_series_step(
     n_series = len(series_ids)
     counts = np.bincount(codes, minlength=n_series).astype(np.float64)
     out = {
-        "model": name,
-        "series_id": np.repeat(np.asarray(series_ids, dtype=object).astype(str), horizon),
-        "horizon_step": np.tile(np.arange(1, horizon + 1, dtype=np.int32), n_series),
-        "n_windows": np.repeat(counts.astype(np.int64), horizon),
+        M.MODEL: name,
+        M.SERIES_ID: np.repeat(np.asarray(series_ids, dtype=object).astype(str), horizon),
+        M.HORIZON_STEP: np.tile(np.arange(1, horizon + 1, dtype=np.int32), n_series),
+        M.N_WINDOWS: np.repeat(counts.astype(np.int64), horizon),
     }
     for metric, values in terms.items():
         finite = np.isfinite(values)
@@ -205,17 +205,13 @@ def _per_series_step(
 
 def summarise(metrics: pd.DataFrame) -> pd.DataFrame:
     """One row per model: every metric's mean over all series, steps and windows, by MSE."""
-    columns = [
-        c
-        for c in metrics.columns
-        if c not in ("model", "series_id", "horizon_step", "n_windows", "fold", "origin")
-    ]
+    columns = [c for c in metrics.columns if c not in M.KEYS]
     rows = []
-    for name, group in metrics.groupby("model", sort=False):
-        row = {"model": name}
+    for name, group in metrics.groupby(M.MODEL, sort=False):
+        row = {M.MODEL: name}
         for column in columns:
             values = group[column].to_numpy(dtype=np.float64)
-            weights = group["n_windows"].to_numpy(dtype=np.float64)
+            weights = group[M.N_WINDOWS].to_numpy(dtype=np.float64)
             keep = np.isfinite(values)
             row[column] = (
                 float(np.average(values[keep], weights=weights[keep]))
@@ -223,4 +219,4 @@ def summarise(metrics: pd.DataFrame) -> pd.DataFrame:
                 else np.nan
             )
         rows.append(row)
-    return pd.DataFrame(rows).sort_values("mse").reset_index(drop=True)
+    return pd.DataFrame(rows).sort_values(M.MSE).reset_index(drop=True)

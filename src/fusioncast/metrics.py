@@ -70,10 +70,6 @@ def central_intervals(quantiles: tuple[float, ...]) -> list[tuple[int, float, fl
     return out
 
 
-def coverage_name(percent: int) -> str:
-    return f"coverage_{percent}"
-
-
 def interval_hits(
     actual: np.ndarray,
     quantile_forecasts: np.ndarray,

@@ -10,8 +10,7 @@ import pandas as pd
 
 from fusioncast.config import ModelConfig
 from fusioncast.model import explanation_model
-from fusioncast.training import sampler
-from fusioncast.windows import SeriesArrays, gather_inputs
+from fusioncast.windows import SeriesArrays, gather_inputs, sampler
 
 
 def predict_windows(

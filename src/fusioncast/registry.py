@@ -35,6 +35,7 @@ import keras
 import pandas as pd
 
 from fusioncast.baselines import LAST_VALUE
+from fusioncast.contract import MetricColumn as M
 from fusioncast.errors import ModelStateError, WorkspaceError
 from fusioncast.evaluate import MODEL, summarise
 from fusioncast.model import load_model
@@ -310,7 +311,7 @@ class ModelRegistry:
             metrics_path = self.root / version / METRICS_FILE
             if not damage and metrics_path.exists():
                 try:
-                    summary = summarise(pd.read_parquet(metrics_path)).set_index("model")["mse"]
+                    summary = summarise(pd.read_parquet(metrics_path)).set_index(M.MODEL)[M.MSE]
                 except (OSError, ValueError, KeyError):  # pyarrow's ArrowInvalid is a ValueError
                     row["status"] = f"damaged: {METRICS_FILE} unreadable"
                 else:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from fusioncast import storage
+from fusioncast.contract import MetricColumn as M
 from fusioncast.evaluate import MODEL, Evaluation
 from fusioncast.metrics import central_intervals
 
@@ -26,8 +27,8 @@ HORIZON_PLOT = "error_by_horizon.png"
 
 def ranked_series(metrics: pd.DataFrame, model: str = MODEL) -> list[str]:
     """Series ids from the lowest to the highest test MSE of ``model``."""
-    rows = metrics[metrics["model"] == model]
-    return list(rows.groupby("series_id")["mse"].mean().sort_values(kind="stable").index)
+    rows = metrics[metrics[M.MODEL] == model]
+    return list(rows.groupby(M.SERIES_ID)[M.MSE].mean().sort_values(kind="stable").index)
 
 
 def write_metrics(metrics: pd.DataFrame, path: Path) -> Path:
@@ -99,7 +100,9 @@ def plot_series(evaluation: Evaluation, series_ids: list[str], path: Path, label
                 alpha=0.2,
                 label=f"{percent}% interval",
             )
-        mse = float(evaluation.metrics.query("model == @MODEL and series_id == @sid")["mse"].mean())
+        metrics = evaluation.metrics
+        rows = (metrics[M.MODEL] == MODEL) & (metrics[M.SERIES_ID] == sid)
+        mse = float(metrics.loc[rows, M.MSE].mean())
         ax.set_title(f"{sid}: test MSE {mse:.3f} (scaled)", fontsize=9)
         ax.tick_params(labelsize=7)
     axes[0, 0].legend(fontsize=7, loc="upper left", ncols=4)
@@ -111,9 +114,9 @@ def plot_series(evaluation: Evaluation, series_ids: list[str], path: Path, label
 def plot_error_by_horizon(metrics: pd.DataFrame, path: Path) -> Path:
     """Test MSE (scaled) per horizon step, one line per candidate."""
     plt = _pyplot()
-    weighted = metrics.assign(se=metrics["mse"] * metrics["n_windows"])
-    table = weighted.groupby(["model", "horizon_step"])[["se", "n_windows"]].sum()
-    mse = (table["se"] / table["n_windows"]).unstack("model")
+    weighted = metrics.assign(se=metrics[M.MSE] * metrics[M.N_WINDOWS])
+    table = weighted.groupby([M.MODEL, M.HORIZON_STEP])[["se", M.N_WINDOWS]].sum()
+    mse = (table["se"] / table[M.N_WINDOWS]).unstack(M.MODEL)
     fig, ax = plt.subplots(figsize=(8, 4))
     for name in mse.columns:
         ax.plot(

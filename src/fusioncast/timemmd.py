@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from fusioncast.contract import DataContract
-from fusioncast.errors import DataValidationError
+from fusioncast.errors import ConfigError, DatasetLayoutError, DataValidationError
 from fusioncast.split import SplitBoundaries, split_at
 
 TARGET = "OT"
@@ -88,8 +88,8 @@ class Domain:
         """The same domain whose contract uses only the given text columns (``()``: no text)."""
         missing = [c for c in columns if c not in self.frame.columns]
         if missing:
-            raise DataValidationError(
-                "text_columns", ", ".join(missing), len(missing), "not in the converted domain"
+            raise ConfigError(
+                f"text column(s) {', '.join(missing)} are not in the converted domain {self.name}"
             )
         contract = self.contract.model_copy(update={"text": tuple(columns)})
         return Domain(self.name, self.frame, contract, self.frequency)
@@ -119,9 +119,7 @@ def convert_domain(root: Path, name: str) -> Domain:
     root = Path(root)
     numeric_path = root / "numerical" / name / f"{name}.csv"
     if not numeric_path.is_file():
-        raise DataValidationError(
-            "time_mmd_layout", str(numeric_path), 1, "numerical/<D>/<D>.csv not found"
-        )
+        raise DatasetLayoutError(f"{numeric_path} not found: numerical/<D>/<D>.csv is expected")
     steps, covariates = read_numeric(numeric_path)
     frame = steps.copy()
     frame.insert(0, SERIES_ID, name)
@@ -156,11 +154,11 @@ def read_numeric(path: Path) -> tuple[pd.DataFrame, list[str]]:
     raw = raw.loc[:, ~pd.Index(_unmangled(raw.columns)).duplicated()]
     raw.columns = _unmangled(raw.columns)
     if TARGET not in raw.columns:
-        raise DataValidationError("time_mmd_target", TARGET, 1, f"no {TARGET} column in {path}")
+        raise DatasetLayoutError(f"no {TARGET} column in {path}")
     start = _first_dates(raw, _START_COLUMNS)
     if start is None:
-        raise DataValidationError(
-            "time_mmd_dates", ", ".join(_START_COLUMNS), 1, f"no date column in {path}"
+        raise DatasetLayoutError(
+            f"no date column in {path} (one of {', '.join(_START_COLUMNS)} is expected)"
         )
     end = _first_dates(raw, _END_COLUMNS)
     target = pd.to_numeric(raw[TARGET].str.strip(), errors="coerce").astype(np.float64)

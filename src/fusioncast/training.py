@@ -20,10 +20,10 @@ from fusioncast.backups import (
 )
 from fusioncast.baselines import RidgeBaseline
 from fusioncast.config import ModelConfig, TrainingConfig
-from fusioncast.errors import DataValidationError
+from fusioncast.errors import ConfigError
 from fusioncast.model import LINEAR_SKIP, ModelSpec, build_model, compile_model
 from fusioncast.split import TRAIN, VALIDATION
-from fusioncast.windows import SeriesArrays, WindowSampler, gather_targets, window_origins
+from fusioncast.windows import SeriesArrays, WindowSampler, gather_targets, sampler, window_origins
 
 HISTORY_VERSION = 2
 
@@ -64,25 +64,6 @@ class EpochReporter(keras.callbacks.Callback):
         self.report(epoch + 1, {k: float(v) for k, v in (logs or {}).items()})
 
 
-def sampler(
-    arrays: SeriesArrays,
-    origins: np.ndarray,
-    config: ModelConfig,
-    batch_size: int,
-    **kwargs: Any,
-) -> WindowSampler:
-    """A :class:`WindowSampler` shaped by ``config``."""
-    return WindowSampler(
-        arrays,
-        origins,
-        lookback=config.lookback,
-        horizon=config.horizon,
-        max_text_tokens=config.max_text_tokens,
-        batch_size=batch_size,
-        **kwargs,
-    )
-
-
 def train_model(
     arrays: SeriesArrays,
     spec: ModelSpec,
@@ -109,12 +90,10 @@ def train_model(
     validation_origins = window_origins(arrays, cfg.lookback, cfg.horizon, VALIDATION)
     for name, origins in (("train", train_origins), ("validation", validation_origins)):
         if len(origins) == 0:
-            raise DataValidationError(
-                f"{name}_windows",
-                "lookback+horizon",
-                0,
+            raise ConfigError(
                 f"no series has a full {name} window of lookback {cfg.lookback} + horizon "
-                f"{cfg.horizon}; use more history or a shorter lookback/horizon",
+                f"{cfg.horizon} steps: give more history, or a shorter model.lookback or "
+                "model.horizon"
             )
     limit = training.max_validation_windows
     if limit is not None and len(validation_origins) > limit:

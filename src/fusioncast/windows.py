@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import keras
 import numpy as np
 import pandas as pd
 
+from fusioncast.config import ModelConfig
 from fusioncast.contract import DataContract
 from fusioncast.encoding import CategoryEncoder
 from fusioncast.frames import series_keys, series_offsets
@@ -272,3 +274,22 @@ class WindowSampler(keras.utils.PyDataset):
     def on_epoch_end(self) -> None:
         if self.shuffle:
             self._positions = self._rng.permutation(len(self.origins))
+
+
+def sampler(
+    arrays: SeriesArrays,
+    origins: np.ndarray,
+    config: ModelConfig,
+    batch_size: int,
+    **kwargs: Any,
+) -> WindowSampler:
+    """A :class:`WindowSampler` shaped by ``config``."""
+    return WindowSampler(
+        arrays,
+        origins,
+        lookback=config.lookback,
+        horizon=config.horizon,
+        max_text_tokens=config.max_text_tokens,
+        batch_size=batch_size,
+        **kwargs,
+    )
