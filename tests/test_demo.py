@@ -18,7 +18,7 @@ from fusioncast.demo import (
     UP_EVENTS,
     classify_note,
     generate_demo_frame,
-    generate_demo_frame_with_effects,
+    generate_demo_frame_with_truth,
     write_demo_dataset,
 )
 from fusioncast.errors import ConfigError
@@ -214,7 +214,8 @@ def test_noise_notes_do_not_move_the_target(default_frame):
 
 
 def test_effects_start_after_their_note():
-    frame, effect = generate_demo_frame_with_effects(seed=5, **SMALL)
+    frame, truth = generate_demo_frame_with_truth(seed=5, **SMALL)
+    effect = truth.event_effects().ravel()  # the frame's rows are series x days
     assert effect.shape == (len(frame),)
     covered = np.zeros(len(frame), dtype=bool)
     offsets = frame.groupby("series_id", sort=True).cumcount().to_numpy()
@@ -254,7 +255,8 @@ def test_write_partitioned_dataset_round_trips(tmp_path):
     frame = generate_demo_frame(seed=2, **SMALL)
     path = write_demo_dataset(tmp_path / "demo", seed=2, **SMALL)
     assert path == tmp_path / "demo"
-    assert sorted(p.name for p in path.iterdir()) == ["store=S01", "store=S02"]
+    # the reference forecasts go to a folder that readers of Parquet datasets skip
+    assert sorted(p.name for p in path.iterdir()) == ["_reference", "store=S01", "store=S02"]
 
     def normalise(df: pd.DataFrame) -> pd.DataFrame:
         df = df[frame.columns].copy()

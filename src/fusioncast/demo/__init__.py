@@ -29,9 +29,9 @@ How ``units_sold`` is made (all multiplicative, per series)::
 - *noise*: log-normal, sigma 0.08.
 - *event_effect*: ``1 + size`` on the days an announced event is in effect, else 1.
 
-Events (the text signal). About once every :data:`EVENT_INTERVAL_RANGE` (15-25, drawn per series)
-days, a series gets an *announcement note* for one of the twelve :data:`DEMO_EVENTS` (six up, six
-down, equally likely). The event kind fixes
+Events (the text signal, drawn in :mod:`fusioncast.demo.events`). About once every 15-25 days
+(the mean drawn per series), a series gets an *announcement note* for one of the twelve
+:data:`DEMO_EVENTS` (six up, six down, equally likely). The event kind fixes
 
 - ``lag`` (3-5 days): the effect starts exactly ``lag`` days after the day of the note,
 - ``duration`` (2-4 days): the number of consecutive days the effect lasts,
@@ -39,16 +39,18 @@ down, equally likely). The event kind fixes
 and the note says when, consistently with the lag ("in 4 days", "4 days from now" or "on
 Friday"). The size is drawn per event: +40..+80 % for up events, -30..-60 % for down events, of
 what the series would otherwise sell. Notes are always posted *before* the effect (never on or
-after its first day) and announcement notes are at least :data:`MIN_EVENT_GAP` days apart, so
-effects never overlap and a note never falls inside an effect window. An effect may run past the
-last day of the frame (it is cut there).
+after its first day) and announcement notes are at least 10 days apart, so effects never overlap
+and a note never falls inside an effect window. An effect may run past the last day of the frame
+(it is cut there).
 
-About once every :data:`NOISE_INTERVAL_RANGE` (7-10, per series) days, a *noise note* from
-:data:`NOISE_NOTES` is posted; it does not move the target. When both kinds fall on the same day
-the two are joined with ``". "``. Every other day has no note (about 83 % of the rows).
+About once every 7-10 days (per series), a *noise note* from :data:`NOISE_NOTES` is posted; it
+does not move the target. When both kinds fall on the same day the two are joined with ``". "``.
+Every other day has no note (about 83 % of the rows).
 
-:func:`generate_demo_frame_with_effects` returns the ground truth of the event effect per row;
-:func:`classify_note` maps a note back to the :class:`DemoEvent` it announces.
+:func:`generate_demo_frame_with_truth` also returns the parameters the frame was made from
+(:class:`~fusioncast.demo.truth.DemoTruth`); :mod:`fusioncast.demo.limit` turns them into the
+forecasts of what could be known at each forecast origin. :func:`classify_note` maps a note back to
+the :class:`DemoEvent` it announces.
 """
 
 from __future__ import annotations
@@ -70,9 +72,23 @@ from fusioncast.demo.events import (
     DOWN_EVENTS,
     NOISE_NOTES,
     UP_EVENTS,
-    WHEN_PHRASES,
     DemoEvent,
+    add_noise_notes,
     classify_note,
+    draw_events,
+    interval_starts,
+)
+from fusioncast.demo.limit import (
+    DEFAULT_HORIZON,
+    remove_reference_forecasts,
+    write_reference_forecasts,
+)
+from fusioncast.demo.truth import (
+    Calendar,
+    DemoTruth,
+    Promotion,
+    SeriesTruth,
+    units_sold,
 )
 from fusioncast.errors import ConfigError
 
@@ -85,9 +101,10 @@ __all__ = [
     "NOISE_NOTES",
     "UP_EVENTS",
     "DemoEvent",
+    "DemoTruth",
     "classify_note",
     "generate_demo_frame",
-    "generate_demo_frame_with_effects",
+    "generate_demo_frame_with_truth",
     "write_demo_dataset",
 ]
 
@@ -117,17 +134,7 @@ CATEGORIES: tuple[tuple[str, float, float], ...] = (
 )
 
 DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_LONG_DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
-#: Days between announcement notes of a series: its mean is drawn uniformly from this range.
-EVENT_INTERVAL_RANGE = (15.0, 25.0)
-#: Announcement notes of one series are at least this many days apart (> lag + duration).
-MIN_EVENT_GAP = 10
-#: Relative size of an up event (+40..+80 %) and of a down event (-30..-60 %).
-UP_EFFECT_RANGE = (0.40, 0.80)
-DOWN_EFFECT_RANGE = (0.30, 0.60)
-#: Days between noise notes of a series: its mean is drawn uniformly from this range.
-NOISE_INTERVAL_RANGE = (7.0, 10.0)
 #: Discounts: mean days between them (per series), length in days, and price cut.
 PROMO_INTERVAL_RANGE = (25.0, 40.0)
 PROMO_DURATION_RANGE = (3, 7)
@@ -149,118 +156,117 @@ def _check(n_stores: int, n_categories: int, n_days: int) -> None:
         raise ConfigError(f"rule 'demo_n_days' failed: n_days must be >= 1, got {n_days}")
 
 
-def _interval_starts(rng: np.random.Generator, n_days: int, mean: float, min_gap: int) -> list[int]:
-    """Days of a renewal process: gaps of at least ``min_gap`` with mean ``mean``."""
-    p = 1.0 / max(mean - min_gap + 1.0, 1.0)
-    day = int(rng.integers(0, max(int(mean), 1)))
-    days = []
-    while day < n_days:
-        days.append(day)
-        day += min_gap - 1 + int(rng.geometric(p))
-    return days
-
-
-def generate_demo_frame_with_effects(
+def generate_demo_frame_with_truth(
     *,
     n_stores: int = 4,
     n_categories: int = 6,
     n_days: int = 760,
     start: str = "2023-01-02",
     seed: int = 0,
-) -> tuple[pd.DataFrame, np.ndarray]:
-    """The demo frame and, per row, the relative event effect (+0.6 = +60 %, 0 = no event)."""
+) -> tuple[pd.DataFrame, DemoTruth]:
+    """The demo frame and every parameter it was made from but the noise (:class:`DemoTruth`)."""
     _check(n_stores, n_categories, n_days)
     dates = pd.date_range(pd.Timestamp(start).normalize(), periods=n_days, freq="D")
     dates = dates.astype("datetime64[ns]")
-    weekday = np.asarray(dates.day_of_week)
-    years = np.arange(n_days) / 365.25
-    doy_angle = 2.0 * np.pi * np.asarray(dates.day_of_year) / 365.25
+    calendar = Calendar.of(dates)
 
     categories = CATEGORIES[:n_categories]
     cat_params = []
-    for c, (_, base_level, base_price) in enumerate(categories):
+    for c in range(n_categories):
         rng = np.random.default_rng([seed, 2, c])
         strength = rng.uniform(0.5, 1.5)
         weekly = 1.0 + strength * (_WEEKLY_SHAPE - 1.0) + rng.normal(0.0, 0.03, 7)
         weekly = weekly / weekly.mean()
-        yearly = 1.0 + rng.uniform(0.03, 0.10) * np.sin(doy_angle + rng.uniform(0, 2 * np.pi))
-        elasticity = rng.uniform(1.0, 1.8)
-        cat_params.append((base_level, base_price, weekly[weekday] * yearly, elasticity))
+        amplitude, phase = rng.uniform(0.03, 0.10), rng.uniform(0, 2 * np.pi)
+        cat_params.append((weekly, float(amplitude), float(phase), float(rng.uniform(1.0, 1.8))))
     store_params = []
     for s in range(n_stores):
         rng = np.random.default_rng([seed, 1, s])
         store_params.append((float(np.exp(rng.normal(0.0, 0.3))), rng.uniform(0.95, 1.05)))
 
-    columns: dict[str, list[Any]] = {k: [] for k in ("series_id", "store", "category", "note")}
-    units_parts, price_parts, effect_parts = [], [], []
+    truths: list[SeriesTruth] = []
+    notes: list[str | None] = []
+    units_parts, price_parts = [], []
     for s in range(n_stores):
         store = f"S{s + 1:02d}"
         store_level, store_price = store_params[s]
         for c in sorted(range(n_categories), key=lambda c: categories[c][0]):
-            category = categories[c][0]
-            base_level, base_price, seasonal, elasticity = cat_params[c]
+            category, base_level, base_price = categories[c]
+            weekly, amplitude, phase, elasticity = cat_params[c]
             rng = np.random.default_rng([seed, 3, s, c])
             level = base_level * store_level * float(np.exp(rng.normal(0.0, 0.1)))
-            trend = np.exp(rng.uniform(-0.15, 0.25) * years)
-
+            slope = float(rng.uniform(-0.15, 0.25))
             regular = round(base_price * store_price, 2)
-            price = np.full(n_days, regular)
-            promo_mean = rng.uniform(*PROMO_INTERVAL_RANGE)
-            for day in _interval_starts(rng, n_days, promo_mean, PROMO_DURATION_RANGE[1] + 2):
-                length = int(rng.integers(PROMO_DURATION_RANGE[0], PROMO_DURATION_RANGE[1] + 1))
-                price[day : day + length] = round(regular * (1.0 - rng.choice(PROMO_CUTS)), 2)
-            price_effect = (price / regular) ** -elasticity
-
-            notes: list[str | None] = [None] * n_days
-            effect = np.zeros(n_days)
-            event_mean = rng.uniform(*EVENT_INTERVAL_RANGE)
-            for day in _interval_starts(rng, n_days, event_mean, MIN_EVENT_GAP):
-                event = DEMO_EVENTS[int(rng.integers(len(DEMO_EVENTS)))]
-                low, high = UP_EFFECT_RANGE if event.direction > 0 else DOWN_EFFECT_RANGE
-                effect[day + event.lag : day + event.lag + event.duration] = (
-                    event.direction * rng.uniform(low, high)
-                )
-                when = WHEN_PHRASES[int(rng.integers(len(WHEN_PHRASES)))].format(
-                    n=event.lag, day=_LONG_DAY_NAMES[(weekday[day] + event.lag) % 7]
-                )
-                template = event.templates[int(rng.integers(len(event.templates)))]
-                notes[day] = template.format(when=when)
-            noise_p = 1.0 / rng.uniform(*NOISE_INTERVAL_RANGE)
-            noise_days = np.flatnonzero(rng.random(n_days) < noise_p)
-            picks = rng.integers(len(NOISE_NOTES), size=len(noise_days))
-            first = rng.random(len(noise_days)) < 0.5
-            for day, pick, noise_first in zip(noise_days, picks, first, strict=True):
-                text = NOISE_NOTES[pick]
-                if notes[day] is None:
-                    notes[day] = text
-                else:
-                    pair = (text, notes[day]) if noise_first else (notes[day], text)
-                    notes[day] = ". ".join(pair)
-
+            promotions = _draw_promotions(rng, n_days, regular)
+            events, series_notes = draw_events(rng, n_days, calendar.weekday)
+            add_noise_notes(rng, series_notes)
+            truth = SeriesTruth(
+                series_id=f"{store}-{category}",
+                store=store,
+                category=category,
+                level=level,
+                trend_slope=slope,
+                weekly=tuple(float(w) for w in weekly),
+                yearly_amplitude=amplitude,
+                yearly_phase=phase,
+                elasticity=elasticity,
+                regular_price=float(regular),
+                promotions=promotions,
+                events=events,
+            )
+            price = truth.price(n_days)
             noise = np.exp(rng.normal(0.0, NOISE_SIGMA, n_days))
-            units = level * trend * seasonal * price_effect * (1.0 + effect) * noise
+            units = units_sold(
+                truth.structural(calendar),
+                truth.price_effect(price),
+                truth.event_effect(n_days),
+                noise,
+            )
             units_parts.append(np.maximum(np.round(units), 0.0))
             price_parts.append(price)
-            effect_parts.append(effect)
-            columns["series_id"].extend([f"{store}-{category}"] * n_days)
-            columns["store"].extend([store] * n_days)
-            columns["category"].extend([category] * n_days)
-            columns["note"].extend(notes)
+            truths.append(truth)
+            notes.extend(series_notes)
 
-    n_series = n_stores * n_categories
+    def per_series(values: list[str]) -> pd.arrays.StringArray:
+        return pd.array(np.repeat(values, n_days), dtype="string")
+
+    n_series = len(truths)
     frame = pd.DataFrame(
         {
-            "series_id": pd.array(columns["series_id"], dtype="string"),
+            "series_id": per_series([t.series_id for t in truths]),
             "date": np.tile(dates.to_numpy(), n_series),
             "units_sold": np.concatenate(units_parts).astype("float64"),
             "price": np.concatenate(price_parts).astype("float64"),
-            "store": pd.array(columns["store"], dtype="string"),
-            "category": pd.array(columns["category"], dtype="string"),
-            "day_of_week": pd.array(np.tile(np.array(DAY_NAMES)[weekday], n_series), "string"),
-            "note": pd.array(columns["note"], dtype="string"),
+            "store": per_series([t.store for t in truths]),
+            "category": per_series([t.category for t in truths]),
+            "day_of_week": pd.array(
+                np.tile(np.array(DAY_NAMES)[calendar.weekday], n_series), "string"
+            ),
+            "note": pd.array(notes, dtype="string"),
         }
     )
-    return frame, np.concatenate(effect_parts)
+    truth = DemoTruth(
+        start=dates[0].date().isoformat(),
+        n_days=n_days,
+        seed=seed,
+        noise_sigma=NOISE_SIGMA,
+        series=tuple(truths),
+    )
+    return frame, truth
+
+
+def _draw_promotions(
+    rng: np.random.Generator, n_days: int, regular: float
+) -> tuple[Promotion, ...]:
+    promotions = []
+    promo_mean = rng.uniform(*PROMO_INTERVAL_RANGE)
+    for day in interval_starts(rng, n_days, promo_mean, PROMO_DURATION_RANGE[1] + 2):
+        length = int(rng.integers(PROMO_DURATION_RANGE[0], PROMO_DURATION_RANGE[1] + 1))
+        cut = rng.choice(PROMO_CUTS)
+        # rounded as numpy rounds (regular is a numpy float): the frame's prices stay as they were
+        price = round(regular * (1.0 - cut), 2)
+        promotions.append(Promotion(day, length, float(cut), float(price)))
+    return tuple(promotions)
 
 
 def generate_demo_frame(
@@ -272,26 +278,33 @@ def generate_demo_frame(
     seed: int = 0,
 ) -> pd.DataFrame:
     """The demo dataset (see the module docstring): one row per series and day, sorted."""
-    frame, _ = generate_demo_frame_with_effects(
+    frame, _ = generate_demo_frame_with_truth(
         n_stores=n_stores, n_categories=n_categories, n_days=n_days, start=start, seed=seed
     )
     return frame
 
 
-def write_demo_dataset(path: str | Path, **kwargs: Any) -> Path:
-    """Write the demo dataset as Parquet and return ``path``.
+def write_demo_dataset(path: str | Path, *, horizon: int = DEFAULT_HORIZON, **kwargs: Any) -> Path:
+    """Write the demo dataset as Parquet, and its reference forecasts beside it; return ``path``.
 
     A path ending in ``.parquet`` gets a single file; any other path becomes a dataset directory
     partitioned by store (hive: ``store=S01/part-0.parquet``); a store directory written before is
     replaced, other files in ``path`` are left alone.
-    ``kwargs`` go to :func:`generate_demo_frame`.
+    The knowable limit and its no-text twin (:mod:`fusioncast.demo.limit`), ``horizon`` steps from
+    every origin, go to :func:`~fusioncast.demo.limit.reference_dir` (a name the dataset reader
+    skips); those of an earlier dataset there are removed first, so a failed write leaves none
+    rather than another dataset's. ``kwargs`` go to :func:`generate_demo_frame`.
     """
     path = Path(path)
-    table = pa.Table.from_pandas(generate_demo_frame(**kwargs), preserve_index=False)
+    frame, truth = generate_demo_frame_with_truth(**kwargs)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    remove_reference_forecasts(path)
     if path.suffix == ".parquet":
-        return storage.write_parquet(path, table)
-    with storage.failures_name(path):
-        _write_partitioned(table, path)
+        storage.write_parquet(path, table)
+    else:
+        with storage.failures_name(path):
+            _write_partitioned(table, path)
+    write_reference_forecasts(truth, path, horizon)
     return path
 
 

@@ -2,11 +2,27 @@
 
 Each :class:`DemoEvent` fixes how its notes are phrased, the lag between the note and the effect,
 how long the effect lasts and its direction; :func:`classify_note` maps a note back to its event.
+:func:`draw_events` and :func:`add_noise_notes` draw a series' events and notes for the generator.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import numpy as np
+
+from fusioncast.demo.truth import Event
+
+#: Days between announcement notes of a series: its mean is drawn uniformly from this range.
+EVENT_INTERVAL_RANGE = (15.0, 25.0)
+#: Announcement notes of one series are at least this many days apart (> lag + duration).
+MIN_EVENT_GAP = 10
+#: Relative size of an up event (+40..+80 %) and of a down event (-30..-60 %).
+UP_EFFECT_RANGE = (0.40, 0.80)
+DOWN_EFFECT_RANGE = (0.30, 0.60)
+#: Days between noise notes of a series: its mean is drawn uniformly from this range.
+NOISE_INTERVAL_RANGE = (7.0, 10.0)
+_LONG_DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 #: How an announcement says when the event happens; ``{n}`` is the lag, ``{day}`` its weekday.
 WHEN_PHRASES = ("in {n} days", "{n} days from now", "on {day}")
@@ -198,3 +214,49 @@ def classify_note(note: str | None) -> DemoEvent | None:
         if event.keyword in text:
             return event
     return None
+
+
+def interval_starts(rng: np.random.Generator, n_days: int, mean: float, min_gap: int) -> list[int]:
+    """Days of a renewal process: gaps of at least ``min_gap`` with mean ``mean``."""
+    p = 1.0 / max(mean - min_gap + 1.0, 1.0)
+    day = int(rng.integers(0, max(int(mean), 1)))
+    days = []
+    while day < n_days:
+        days.append(day)
+        day += min_gap - 1 + int(rng.geometric(p))
+    return days
+
+
+def draw_events(
+    rng: np.random.Generator, n_days: int, weekday: np.ndarray
+) -> tuple[tuple[Event, ...], list[str | None]]:
+    """The announced events of a series and its notes per day (announcements only so far)."""
+    notes: list[str | None] = [None] * n_days
+    events = []
+    event_mean = rng.uniform(*EVENT_INTERVAL_RANGE)
+    for day in interval_starts(rng, n_days, event_mean, MIN_EVENT_GAP):
+        event = DEMO_EVENTS[int(rng.integers(len(DEMO_EVENTS)))]
+        low, high = UP_EFFECT_RANGE if event.direction > 0 else DOWN_EFFECT_RANGE
+        size = float(event.direction * rng.uniform(low, high))
+        events.append(Event(event.key, day, event.lag, event.duration, size))
+        when = WHEN_PHRASES[int(rng.integers(len(WHEN_PHRASES)))].format(
+            n=event.lag, day=_LONG_DAY_NAMES[(weekday[day] + event.lag) % 7]
+        )
+        template = event.templates[int(rng.integers(len(event.templates)))]
+        notes[day] = template.format(when=when)
+    return tuple(events), notes
+
+
+def add_noise_notes(rng: np.random.Generator, notes: list[str | None]) -> None:
+    """Post noise notes into ``notes`` (one entry per day), beside any announcement of the day."""
+    noise_p = 1.0 / rng.uniform(*NOISE_INTERVAL_RANGE)
+    noise_days = np.flatnonzero(rng.random(len(notes)) < noise_p)
+    picks = rng.integers(len(NOISE_NOTES), size=len(noise_days))
+    first = rng.random(len(noise_days)) < 0.5
+    for day, pick, noise_first in zip(noise_days, picks, first, strict=True):
+        text = NOISE_NOTES[pick]
+        if notes[day] is None:
+            notes[day] = text
+        else:
+            pair = (text, notes[day]) if noise_first else (notes[day], text)
+            notes[day] = ". ".join(pair)

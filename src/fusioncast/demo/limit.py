@@ -1,0 +1,226 @@
+"""The demo's knowable limit: the best forecast anyone could make from what is known at the origin.
+
+The reference forecaster knows the generator's parameters of every series (:class:`DemoTruth`)
+and, at a forecast origin, only what has happened by then:
+
+- the structural mean (level, trend, weekly and yearly shape) of every day, and the price effect
+  of a promotion running at the origin until its last day as generated; a promotion that starts
+  after the origin is not known, so every other day is forecast at the regular price;
+- with text, the effect ``1 + size`` of every event whose note was posted on or before the origin
+  (the realised size: it is a generator parameter the note does not state, so the limit is a
+  little better than a reader of the notes could be); no event announced after the origin.
+
+Its twin without text knows no event at all: the no-text limit. Neither is ever a candidate model;
+:func:`write_reference_forecasts` stores both beside a demo dataset, in a folder the dataset reader
+skips, so a run can score them like any forecast without knowing the generator.
+
+How much of what the text could give a model takes, :func:`text_gain_share`: the model's gain over
+its no-text twin divided by the limit's gain over the no-text limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fusioncast import storage
+from fusioncast.config import ModelConfig
+from fusioncast.contract import ForecastColumn as F
+from fusioncast.demo.truth import DemoTruth, SeriesTruth, units_sold
+from fusioncast.errors import ConfigError
+
+#: Steps forecast per origin by default: the model's default horizon.
+DEFAULT_HORIZON: int = ModelConfig.model_fields["horizon"].default
+#: Names of the two reference forecasts (the ``reference`` column, and the keys of MSE tables).
+LIMIT = "knowable limit"
+NO_TEXT_LIMIT = "knowable limit without text"
+#: The column of a reference file that names its reference.
+REFERENCE = "reference"
+REFERENCE_FILES = {LIMIT: "limit.parquet", NO_TEXT_LIMIT: "no_text_limit.parquet"}
+
+
+def knowable_forecasts(
+    truth: DemoTruth,
+    origins: Iterable[object] | None = None,
+    horizon: int = DEFAULT_HORIZON,
+    *,
+    with_text: bool = True,
+) -> pd.DataFrame:
+    """Expected ``units_sold`` of every series at each of ``horizon`` days after each origin,
+    given what is known at the origin (see the module docstring).
+
+    The expectation is over the noise, log-normal with sigma ``truth.noise_sigma``: its mean
+    ``exp(sigma**2 / 2)`` multiplies the structure. The generator's rounding to whole units (and
+    at 0) is ignored: where the mean is 5 units or more (above 6 in the default demo) it moves the
+    mean by less than 0.01 unit.
+
+    Args:
+        truth: the parameters of the demo frame to forecast.
+        origins: forecast origins (dates of the frame), the same for every series; ``None``: every
+            day that leaves ``horizon`` days in the frame.
+        with_text: whether the events announced by the origin are known.
+
+    Returns:
+        One row per series, origin and step (in that order): ``series_id``, ``forecast_origin``,
+        ``target_timestamp``, ``horizon_step`` (1 .. horizon, int32) and ``forecast`` (float64).
+
+    Raises:
+        ConfigError: ``demo_reference_origins`` when an origin is not a day of the frame that
+            leaves ``horizon`` days after it, or ``horizon`` is below 1.
+    """
+    dates = truth.dates
+    days = _origin_days(dates, origins, horizon)
+    n_days, calendar = truth.n_days, truth.calendar()
+
+    def per_series(values: Callable[[SeriesTruth], np.ndarray]) -> np.ndarray:
+        return np.stack([values(s) for s in truth.series])
+
+    structural = per_series(lambda s: s.structural(calendar))
+    price_effect = per_series(lambda s: s.price_effect(s.price(n_days)))
+    promotion = per_series(lambda s: s.promotion_index(n_days))
+    # [n_series, n_origins, horizon] through broadcasting
+    series = np.arange(len(truth.series))[:, None, None]
+    origin = days[None, :, None]
+    steps = np.arange(1, horizon + 1, dtype=np.int32)
+    target = origin + steps[None, None, :]
+    running = promotion[series, origin]
+    known_price = (running >= 0) & (promotion[series, target] == running)
+    effect = np.zeros(target.shape)
+    if with_text:
+        # per day, the note day of the event then in effect (days without one: never announced)
+        note_day = per_series(
+            lambda s: np.array([e.note_day for e in s.events] + [n_days])[s.event_index(n_days)]
+        )
+        realised = per_series(lambda s: s.event_effect(n_days))[series, target]
+        effect = np.where(note_day[series, target] <= origin, realised, 0.0)
+    forecast = units_sold(
+        structural[series, target],
+        np.where(known_price, price_effect[series, target], 1.0),
+        effect,
+        np.exp(truth.noise_sigma**2 / 2.0),
+    )
+    n_series, n_origins = len(truth.series), len(days)
+    return pd.DataFrame(
+        {
+            F.SERIES_ID: pd.array(
+                np.repeat([s.series_id for s in truth.series], n_origins * horizon), "string"
+            ),
+            F.FORECAST_ORIGIN: dates.to_numpy()[np.broadcast_to(origin, forecast.shape)].ravel(),
+            F.TARGET_TIMESTAMP: dates.to_numpy()[np.broadcast_to(target, forecast.shape)].ravel(),
+            F.HORIZON_STEP: np.tile(steps, n_series * n_origins),
+            F.FORECAST: forecast.ravel(),
+        }
+    )
+
+
+def _origin_days(
+    dates: pd.DatetimeIndex, origins: Iterable[object] | None, horizon: int
+) -> np.ndarray:
+    if horizon < 1:
+        raise ConfigError(f"rule 'demo_reference_origins' failed: horizon {horizon} is below 1")
+    last = len(dates) - 1 - horizon
+    if origins is None:
+        return np.arange(max(last + 1, 0))
+    wanted = pd.DatetimeIndex(list(origins))  # type: ignore[arg-type]
+    days = dates.get_indexer(wanted)
+    bad = (days < 0) | (days > last)
+    if bad.any():
+        raise ConfigError(
+            f"rule 'demo_reference_origins' failed: {int(bad.sum())} origin(s) are not days of "
+            f"the demo frame ({dates[0].date()} .. {dates[-1].date()}) followed by {horizon} "
+            f"days in it (example: {wanted[bad][0]})"
+        )
+    return days.astype(np.int64)
+
+
+def reference_dir(data_path: str | Path) -> Path:
+    """Where the reference forecasts of the demo dataset at ``data_path`` are: ``_reference/`` in
+    a dataset directory, ``_<stem>_reference/`` beside a single ``.parquet`` file. Both names start
+    with ``_``, so a reader of the dataset (or of the folder holding the file) skips them."""
+    path = Path(data_path)
+    if path.suffix == ".parquet":
+        return path.parent / f"_{path.stem}_reference"
+    return path / "_reference"
+
+
+def write_reference_forecasts(
+    truth: DemoTruth, data_path: str | Path, horizon: int = DEFAULT_HORIZON
+) -> dict[str, Path]:
+    """Write the limit and the no-text limit for every origin of the frame (each file written
+    whole or not at all) and return their paths by reference name.
+
+    Each file holds :func:`knowable_forecasts`' columns (``forecast`` as float32, to keep the
+    files small) plus ``reference``, the reference's name.
+    """
+    directory = reference_dir(data_path)
+    written = {}
+    for name, file_name in REFERENCE_FILES.items():
+        forecasts = knowable_forecasts(truth, None, horizon, with_text=name == LIMIT)
+        forecasts[F.FORECAST] = forecasts[F.FORECAST].astype(np.float32)
+        forecasts[REFERENCE] = pd.array([name] * len(forecasts), dtype="string")
+        written[name] = storage.write_parquet(directory / file_name, forecasts)
+    return written
+
+
+def remove_reference_forecasts(data_path: str | Path) -> None:
+    """Remove the reference forecasts of the dataset at ``data_path``, if any: a dataset written
+    anew must not keep the references of the one it replaces should writing its own fail."""
+    directory = reference_dir(data_path)
+    if not directory.is_dir():
+        return
+    for file_name in REFERENCE_FILES.values():
+        with storage.failures_name(directory / file_name, "remove"):
+            (directory / file_name).unlink(missing_ok=True)
+
+
+def read_reference_forecasts(data_path: str | Path) -> pd.DataFrame | None:
+    """The reference forecasts written beside the dataset at ``data_path``, both references in
+    one frame; ``None`` when there are none (a dataset that is not the demo)."""
+    paths = [reference_dir(data_path) / name for name in REFERENCE_FILES.values()]
+    if not all(p.is_file() for p in paths):
+        return None
+    with storage.failures_name(paths[0].parent, "read"):
+        return pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
+
+
+def text_gain_share(
+    model_mse: float, no_text_model_mse: float, limit_mse: float, no_text_limit_mse: float
+) -> float:
+    """The share of the knowable text gain a model captures:
+    ``(no_text_model_mse - model_mse) / (no_text_limit_mse - limit_mse)``.
+
+    1 means the model draws from the text all that the announcements known at the origin can
+    give; 0 nothing; below 0 the text hurts. NaN when the text can give nothing (the limit is not
+    below the no-text limit, e.g. no event announced in the span scored).
+    """
+    knowable = no_text_limit_mse - limit_mse
+    if not knowable > 0:
+        return float("nan")
+    return float((no_text_model_mse - model_mse) / knowable)
+
+
+def limit_scores(mse: Mapping[str, float], model: str, no_text_model: str) -> dict[str, float]:
+    """The figures a run reports against the limit, from MSEs by name (``mse`` holds ``model``,
+    ``no_text_model``, :data:`LIMIT` and :data:`NO_TEXT_LIMIT`, all over the same windows):
+    ``text_gain_share`` (:func:`text_gain_share`) and ``mse_over_limit``, the model's MSE divided
+    by the limit's (1 is the best any forecast can do, on average).
+
+    Raises:
+        ConfigError: ``limit_scores_names`` when a name has no MSE.
+    """
+    missing = [n for n in (model, no_text_model, LIMIT, NO_TEXT_LIMIT) if n not in mse]
+    if missing:
+        raise ConfigError(
+            f"rule 'limit_scores_names' failed: no MSE for {', '.join(map(repr, missing))}; "
+            f"the table has {', '.join(map(repr, mse.keys())) or 'none'}"
+        )
+    limit = float(mse[LIMIT])
+    return {
+        "text_gain_share": text_gain_share(
+            mse[model], mse[no_text_model], limit, mse[NO_TEXT_LIMIT]
+        ),
+        "mse_over_limit": float(mse[model]) / limit if limit > 0 else float("nan"),
+    }
