@@ -57,12 +57,12 @@ import pandas as pd  # noqa: E402
 from fusioncast.baselines import baseline_forecasts  # noqa: E402
 from fusioncast.config import ModelConfig, TrainingConfig  # noqa: E402
 from fusioncast.contract import read_dataset  # noqa: E402
-from fusioncast.predict import predict_windows  # noqa: E402
 from fusioncast.presets import preset  # noqa: E402
 from fusioncast.split import TEST, VALIDATION, split_at  # noqa: E402
-from fusioncast.state import ForecastingState, fit_scaler, fit_vocabularies  # noqa: E402
+from fusioncast.state import ForecastingState  # noqa: E402
+from fusioncast.state import prepare as prepare_state  # noqa: E402
 from fusioncast.timemmd import Domain, convert_domain, list_domains, mmtsf_boundaries  # noqa: E402
-from fusioncast.training import train_model  # noqa: E402
+from fusioncast.training import train_forecaster  # noqa: E402
 from fusioncast.windows import SeriesArrays, gather_targets, window_origins  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -92,7 +92,8 @@ SETTINGS: dict[str, dict[str, Any]] = {
 
 @dataclass
 class Case:
-    """One domain at one horizon: its arrays with and without text, and the windows."""
+    """One domain at one horizon: its fitted states and arrays with and without text, and the
+    windows."""
 
     domain: str
     frequency: str
@@ -100,10 +101,10 @@ class Case:
     text: tuple[str, ...]
     model: ModelConfig
     training: TrainingConfig
+    state: ForecastingState
     arrays: SeriesArrays
+    state_no_text: ForecastingState
     arrays_no_text: SeriesArrays
-    spec: Any
-    spec_no_text: Any
     origins: dict[int, np.ndarray] = field(default_factory=dict)
 
 
@@ -146,15 +147,9 @@ def prepare(
             train_end=pd.Timestamp(times[n_train - n_validation - 1]),
             validation_end=pd.Timestamp(times[n_train - 1]),
         )
-
-    def build(contract_):
-        scaler = fit_scaler(frame, contract_, boundaries)
-        encoder, tokenizers = fit_vocabularies(frame, contract_, boundaries, model)
-        state = ForecastingState.create(contract_, scaler, encoder, tokenizers, model)
-        return state.arrays(frame, boundaries), state.spec
-
-    arrays, spec = build(contract)
-    arrays_no_text, spec_no_text = build(contract.model_copy(update={"text": ()}))
+    state, arrays = prepare_state(frame, contract, boundaries, model)
+    no_text = contract.model_copy(update={"text": ()})
+    state_no_text, arrays_no_text = prepare_state(frame, no_text, boundaries, model)
     case = Case(
         domain.name,
         domain.frequency,
@@ -162,10 +157,10 @@ def prepare(
         text,
         model,
         training,
+        state,
         arrays,
+        state_no_text,
         arrays_no_text,
-        spec,
-        spec_no_text,
     )
     for split in (VALIDATION, TEST):
         case.origins[split] = window_origins(arrays, protocol.lookback, horizon, split)
@@ -190,12 +185,12 @@ def run_baselines(case: Case, splits: tuple[int, ...]) -> list[dict[str, Any]]:
 
 def run_variant(case: Case, variant: str, seed: int, splits: tuple[int, ...]) -> dict[str, Any]:
     """Train one model (one seed) and score it on the given splits."""
+    state = case.state_no_text if variant == NO_TEXT else case.state
     arrays = case.arrays_no_text if variant == NO_TEXT else case.arrays
-    spec = case.spec_no_text if variant == NO_TEXT else case.spec
     shuffle = variant == SHUFFLED
     training = case.training.model_copy(update={"seed": seed})
     start = time.perf_counter()
-    result = train_model(arrays, spec, training, shuffle_text=shuffle)
+    forecaster, result = train_forecaster(state, arrays, training, shuffle_text=shuffle)
     fit_seconds = time.perf_counter() - start
     out: dict[str, Any] = {
         "model": variant,
@@ -207,18 +202,14 @@ def run_variant(case: Case, variant: str, seed: int, splits: tuple[int, ...]) ->
     for split in splits:
         origins = case.origins[split]
         actual = gather_targets(arrays, origins, case.horizon)
-        forecast = predict_windows(
-            result.model, arrays, origins, case.model, shuffle_text=shuffle, seed=seed
-        )[..., 0]
-        for key, value in errors(forecast, actual).items():
+        forecast = forecaster.predict_windows(arrays, origins, shuffle_text=shuffle, seed=seed)
+        for key, value in errors(forecast[..., 0], actual).items():
             out[f"{key}_{split}"] = value
         if variant == FULL:
             # Robustness: the same trained model with every window's text removed (a text feed
             # that stopped) should be no worse than the model trained without text.
-            blank = predict_windows(
-                result.model, arrays, origins, case.model, without_text=True, seed=seed
-            )[..., 0]
-            out[f"mse_{split}_text_removed"] = errors(blank, actual)["mse"]
+            blank = forecaster.predict_windows(arrays, origins, without_text=True, seed=seed)
+            out[f"mse_{split}_text_removed"] = errors(blank[..., 0], actual)["mse"]
     return out
 
 

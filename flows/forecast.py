@@ -19,20 +19,18 @@ def forecast_flow(parameters: ForecastParameters | None = None) -> dict[str, str
     run_id = str(flow_run.id or "local")
     workspace = parameters.workspace
 
-    loaded = load_model(workspace.models, parameters.model_version)
+    forecaster = load_model(workspace.models, parameters.model_version)
     frame, report, _ = validate_data(
         parameters.data_path,
-        loaded.state.contract,
-        loaded.state.spec.config.lookback,
+        forecaster.contract,
+        forecaster.config.lookback,
         workspace.reports(run_id),
         parameters.validation,
     )
     forecasts = forecast(
-        loaded.model,
+        forecaster,
         frame,
-        loaded.state,
         report.freq,
-        loaded.version,
         run_id,
         timezone=report.timezone,
         policy=parameters.validation.policy,
@@ -45,8 +43,8 @@ def forecast_flow(parameters: ForecastParameters | None = None) -> dict[str, str
             "quarantined rows": f"{report.n_quarantined} ({report.quarantine_path or 'none'})",
             "excluded short series": len(report.excluded_series),
             "validation report (GX Data Docs)": report.data_docs_path or "not built",
-            "model version": loaded.version,
+            "model version": forecaster.version,
             "forecasts": path,
         },
     )
-    return {"run_id": run_id, "model_version": loaded.version, "forecasts_path": str(path)}
+    return {"run_id": run_id, "model_version": forecaster.version, "forecasts_path": str(path)}

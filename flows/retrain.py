@@ -1,11 +1,11 @@
-"""The retrain flow: check the champion -> validate -> split -> scale -> tokenize -> train ->
-evaluate -> register -> promotion gate -> forecast -> publish -> promote."""
+"""The retrain flow: check the champion -> validate -> split -> prepare (scale, tokenize, arrays)
+-> train -> evaluate -> register -> promotion gate -> forecast -> publish -> promote."""
 
 from __future__ import annotations
 
 from fusioncast.tasks.evaluate import evaluate
 from fusioncast.tasks.forecast import forecast, publish
-from fusioncast.tasks.prepare import build_windows, fit_scaling, fit_tokenization, split_data
+from fusioncast.tasks.prepare import prepare_data, split_data
 from fusioncast.tasks.registry import (
     check_registry,
     load_model,
@@ -42,46 +42,34 @@ def retrain(parameters: RetrainParameters | None = None) -> dict[str, str]:
         parameters.validation,
     )
     boundaries = split_data(frame, contract, training.train_fraction, training.validation_fraction)
-    scaler = fit_scaling(frame, contract, boundaries)
-    encoder, tokenizers = fit_tokenization(frame, contract, boundaries, model_config)
-    state, arrays = build_windows(
-        frame, contract, scaler, encoder, tokenizers, model_config, boundaries
-    )
-    result = train(arrays, state.spec, training, workspace.checkpoints)
-    evaluation = evaluate(
-        result.model, arrays, model_config, scaler, report.freq, workspace.reports(run_id)
-    )
-    version = register_model(
+    state, arrays = prepare_data(frame, contract, boundaries, model_config)
+    forecaster, result = train(state, arrays, training, workspace.checkpoints)
+    evaluation = evaluate(forecaster, arrays, report.freq, workspace.reports(run_id))
+    candidate = register_model(
         workspace.models,
-        result.model,
-        state,
+        forecaster,
         parameters.model_dump(mode="json"),
         data_fingerprint,
         {**result.to_json(), "split": boundaries.to_json()},
         evaluation.metrics,
     )
+    version = candidate.version
     outcome = {"run_id": run_id, "model_version": version, "forecasts_path": ""}
     # One decision at a time per registry: concurrent runs compare against each other's result.
     with ModelRegistry(workspace.models).lock():
-        decision = promotion_gate(workspace.models, evaluation, scaler, frame, parameters.promotion)
+        decision = promotion_gate(
+            workspace.models, evaluation, candidate.scaler, frame, parameters.promotion
+        )
         outcome.update(promoted=str(decision.promote), promotion=decision.reason)
         # Forecasts come from the champion after the gate; without one there is nothing to publish.
         if parameters.publish_forecasts and (decision.promote or decision.champion):
-            if decision.promote:
-                model, published_state, published_version = result.model, state, version
-            else:
-                champion = load_model(workspace.models, decision.champion)
-                model, published_state, published_version = (
-                    champion.model,
-                    champion.state,
-                    champion.version,
-                )
+            published = (
+                candidate if decision.promote else load_model(workspace.models, decision.champion)
+            )
             forecasts = forecast(
-                model,
+                published,
                 frame,
-                published_state,
                 report.freq,
-                published_version,
                 run_id,
                 timezone=report.timezone,
                 policy=parameters.validation.policy,

@@ -4,32 +4,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import keras
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from fusioncast.config import ModelConfig
 from fusioncast.evaluate import Evaluation, evaluate_model, season_length
+from fusioncast.forecast import Forecaster
 from fusioncast.report import write_report
-from fusioncast.scaling import SeriesScaler
 from fusioncast.windows import SeriesArrays
 
 
 @task(name="evaluate")
 def evaluate(
-    model: keras.Model,
-    arrays: SeriesArrays,
-    config: ModelConfig,
-    scaler: SeriesScaler,
-    freq: str,
-    report_dir: Path,
+    forecaster: Forecaster, arrays: SeriesArrays, freq: str, report_dir: Path
 ) -> Evaluation:
     """Metrics per series and horizon step, written with plots under ``report_dir``.
 
     Artifacts: ``test-metrics`` (one row per model, ablation and baseline) and
     ``evaluation-report`` (where the metrics file and the plots are).
     """
-    evaluation = evaluate_model(model, arrays, config, scaler, season=season_length(freq))
+    evaluation = evaluate_model(forecaster, arrays, season=season_length(freq))
     paths = write_report(evaluation, report_dir)
     summary = evaluation.summary()
     create_table_artifact(

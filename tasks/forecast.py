@@ -4,25 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import keras
 import pandas as pd
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from fusioncast.contract import ForecastColumn
 from fusioncast.errors import DataValidationError
-from fusioncast.forecast import forecast_frame
+from fusioncast.forecast import Forecaster
 from fusioncast.publish import publish_forecasts
-from fusioncast.state import ForecastingState
 
 
 @task(name="forecast")
 def forecast(
-    model: keras.Model,
+    forecaster: Forecaster,
     frame: pd.DataFrame,
-    state: ForecastingState,
     freq: str,
-    model_version: str,
     run_id: str,
     timezone: str | None = None,
     policy: str = "fail",
@@ -32,12 +28,9 @@ def forecast(
     def set_aside(error: DataValidationError) -> None:
         logger.warning("forecast: series set aside (quarantine policy): %s", error)
 
-    return forecast_frame(
-        model,
+    return forecaster.predict(
         frame,
-        state,
         freq=freq,
-        model_version=model_version,
         run_id=run_id,
         created_at=pd.Timestamp.now(tz="UTC"),
         timezone=timezone,

@@ -1,4 +1,4 @@
-"""Tasks: split by time, fit the scaler and the vocabularies on the training steps."""
+"""Tasks: split by time, then fit the state on the training steps and build the arrays."""
 
 from __future__ import annotations
 
@@ -7,11 +7,8 @@ from prefect import task
 
 from fusioncast.config import ModelConfig
 from fusioncast.contract import DataContract
-from fusioncast.encoding import CategoryEncoder
-from fusioncast.scaling import SeriesScaler
 from fusioncast.split import SplitBoundaries, split_by_time
-from fusioncast.state import ForecastingState, fit_scaler, fit_vocabularies
-from fusioncast.tokenize import TextTokenizer
+from fusioncast.state import ForecastingState, prepare
 from fusioncast.windows import SeriesArrays
 
 
@@ -24,30 +21,10 @@ def split_data(
     )
 
 
-@task(name="scale")
-def fit_scaling(
-    frame: pd.DataFrame, contract: DataContract, boundaries: SplitBoundaries
-) -> SeriesScaler:
-    return fit_scaler(frame, contract, boundaries)
-
-
-@task(name="tokenize")
-def fit_tokenization(
+@task(name="prepare")
+def prepare_data(
     frame: pd.DataFrame, contract: DataContract, boundaries: SplitBoundaries, config: ModelConfig
-) -> tuple[CategoryEncoder, dict[str, TextTokenizer]]:
-    return fit_vocabularies(frame, contract, boundaries, config)
-
-
-@task(name="build-windows")
-def build_windows(
-    frame: pd.DataFrame,
-    contract: DataContract,
-    scaler: SeriesScaler,
-    encoder: CategoryEncoder,
-    tokenizers: dict[str, TextTokenizer],
-    config: ModelConfig,
-    boundaries: SplitBoundaries,
 ) -> tuple[ForecastingState, SeriesArrays]:
-    """The fitted state and the contiguous per-series arrays the windows are gathered from."""
-    state = ForecastingState.create(contract, scaler, encoder, tokenizers, config)
-    return state, state.arrays(frame, boundaries)
+    """Scaler, vocabularies and tokenizers fitted on the training steps, and the contiguous
+    per-series arrays the windows are gathered from."""
+    return prepare(frame, contract, boundaries, config)

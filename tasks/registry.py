@@ -1,20 +1,20 @@
-"""Tasks: store a trained model as a registry version, promote it, load the champion."""
+"""Tasks: store a trained forecaster as a registry version, promote it, load the champion."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import keras
 import pandas as pd
 from prefect import get_run_logger, task
 
 from fusioncast.config import PromotionConfig
 from fusioncast.evaluate import Evaluation
+from fusioncast.forecast import Forecaster
 from fusioncast.promotion import GateDecision, decide
-from fusioncast.registry import LoadedModel, ModelRegistry
+from fusioncast.registry import ModelRegistry
 from fusioncast.scaling import SeriesScaler
-from fusioncast.state import ForecastingState
 
 
 @task(name="check-registry")
@@ -29,23 +29,21 @@ def check_registry(registry_root: Path) -> str | None:
 @task(name="register")
 def register_model(
     registry_root: Path,
-    model: keras.Model,
-    state: ForecastingState,
+    forecaster: Forecaster,
     parameters: dict[str, Any],
     data_fingerprint: str,
     training: dict[str, Any],
     metrics: pd.DataFrame,
-) -> str:
-    registry = ModelRegistry(registry_root)
-    version = registry.register(
-        model,
-        state,
+) -> Forecaster:
+    """The forecaster stored as a new registry version, with that version."""
+    version = ModelRegistry(registry_root).register(
+        forecaster,
         parameters=parameters,
         data_fingerprint=data_fingerprint,
         training=training,
         metrics=metrics,
     )
-    return version
+    return replace(forecaster, version=version)
 
 
 @task(name="promotion-gate")
@@ -58,8 +56,8 @@ def promotion_gate(
 ) -> GateDecision:
     """Whether the candidate beats the champion and the last value on the same test windows."""
     registry = ModelRegistry(registry_root)
-    loaded = registry.load() if registry.champion() else None
-    decision = decide(candidate, scaler, frame, loaded, config)
+    champion = registry.load() if registry.champion() else None
+    decision = decide(candidate, scaler, frame, champion, config)
     get_run_logger().info("promotion gate: %s", decision.reason)
     return decision
 
@@ -70,5 +68,5 @@ def promote_model(registry_root: Path, version: str, reason: str) -> None:
 
 
 @task(name="load-model")
-def load_model(registry_root: Path, version: str | None) -> LoadedModel:
+def load_model(registry_root: Path, version: str | None) -> Forecaster:
     return ModelRegistry(registry_root).load(version)

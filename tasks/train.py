@@ -8,12 +8,16 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
 from fusioncast.config import TrainingConfig
-from fusioncast.training import TrainingResult, train_model
+from fusioncast.forecast import Forecaster
+from fusioncast.state import ForecastingState
+from fusioncast.training import TrainingResult, train_forecaster
 from fusioncast.windows import SeriesArrays
 
 
 @task(name="train")
-def train(arrays: SeriesArrays, spec, training: TrainingConfig, backup_dir: Path) -> TrainingResult:
+def train(
+    state: ForecastingState, arrays: SeriesArrays, training: TrainingConfig, backup_dir: Path
+) -> tuple[Forecaster, TrainingResult]:
     logger = get_run_logger()
     progress = create_progress_artifact(0.0, key="training-progress", description="Epochs done")
 
@@ -22,10 +26,12 @@ def train(arrays: SeriesArrays, spec, training: TrainingConfig, backup_dir: Path
         logger.info("epoch %d/%d: %s", epoch, training.epochs, shown)
         update_progress_artifact(progress, 100.0 * epoch / training.epochs)
 
-    result = train_model(arrays, spec, training, backup_dir=backup_dir, on_epoch=report)
+    forecaster, result = train_forecaster(
+        state, arrays, training, backup_dir=backup_dir, on_epoch=report
+    )
     update_progress_artifact(progress, 100.0)
     # A backup that was there and not used (other settings, unreadable) deserves attention.
     set_aside = result.start.startswith("started fresh:")
     (logger.warning if set_aside else logger.info)("training %s", result.start)
     logger.info("best epoch %d of %d", result.best_epoch, result.epochs_run)
-    return result
+    return forecaster, result

@@ -17,27 +17,29 @@ pytestmark = pytest.mark.slow
 
 ON_JAX = textwrap.dedent(
     """
-    import keras, numpy as np, tempfile, os
+    import keras, numpy as np, tempfile
     assert keras.backend.backend() == "jax", keras.backend.backend()
     from fusioncast.config import TrainingConfig
-    from fusioncast.model import load_model
-    from fusioncast.training import train_model
+    from fusioncast.forecast import Forecaster
+    from fusioncast.training import train_forecaster
     from fusioncast.windows import forecast_origins, gather_inputs
     from tiny_pipeline import tiny_state_and_arrays
 
     state, arrays = tiny_state_and_arrays()
-    result = train_model(arrays, state.spec,
-                         TrainingConfig(epochs=2, batch_size=16, steps_per_epoch=3))
-    inputs = gather_inputs(arrays, forecast_origins(arrays, 14), 14, 8)
-    path = os.path.join(tempfile.mkdtemp(), "model.keras")
-    result.model.save(path)
-    before = result.model.predict(inputs, verbose=0)
-    after = load_model(path).predict(inputs, verbose=0)
+    forecaster, _ = train_forecaster(
+        state, arrays, TrainingConfig(epochs=2, batch_size=16, steps_per_epoch=3)
+    )
+    origins = forecast_origins(arrays, 14)
+    directory = tempfile.mkdtemp()
+    forecaster.save(directory)
+    before = forecaster.predict_windows(arrays, origins)
+    after = Forecaster.load(directory).predict_windows(arrays, origins)
     np.testing.assert_allclose(after, before, atol=1e-6)
+    inputs = gather_inputs(arrays, origins, 14, 8)
     padded = dict(inputs)
     padded["text_0_age"] = inputs["text_0_age"].copy()
     padded["text_0_age"][inputs["text_0_tokens"] == 0] = 1
-    np.testing.assert_allclose(result.model.predict(padded, verbose=0), before, atol=1e-5)
+    np.testing.assert_allclose(forecaster.model.predict(padded, verbose=0), before, atol=1e-5)
     assert np.isfinite(before).all() and (np.diff(before, axis=-1) >= 0).all()
     print("JAX OK", before.shape)
     """

@@ -93,8 +93,7 @@ def trained(prefect_server, tmp_path_factory, tiny_model_settings) -> Trained:
     assert main(["retrain", *args]) == 0
     registry = ModelRegistry(out / "models")
     first = registry.check_champion()
-    loaded = registry.load()
-    second = registry.register(loaded.model, loaded.state, parameters={}, data_fingerprint="0" * 64)
+    second = registry.register(registry.load(), parameters={}, data_fingerprint="0" * 64)
     registry.promote(second, reason="second")
     return Trained(root, data, params, first, second)
 

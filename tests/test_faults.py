@@ -21,10 +21,11 @@ import pytest
 
 from fusioncast.contract import ForecastColumn as F
 from fusioncast.demo import DEMO_CONTRACT, write_demo_dataset
+from fusioncast.forecast import Forecaster
 from fusioncast.model import build_model
 from fusioncast.registry import ModelRegistry
 from fusioncast.split import split_by_time
-from fusioncast.state import ForecastingState, fit_scaler, fit_vocabularies
+from fusioncast.state import prepare
 from fusioncast.storage import read_json
 
 pytestmark = pytest.mark.slow
@@ -67,15 +68,12 @@ def _register_untrained(data: Path, workdir: Path, model_settings: dict, weights
 
     frame = pd.read_parquet(data)
     config = ModelConfig(**model_settings)
-    boundaries = split_by_time(frame, DEMO_CONTRACT)
-    scaler = fit_scaler(frame, DEMO_CONTRACT, boundaries)
-    encoder, tokenizers = fit_vocabularies(frame, DEMO_CONTRACT, boundaries, config)
-    state = ForecastingState.create(DEMO_CONTRACT, scaler, encoder, tokenizers, config)
+    state, _ = prepare(frame, DEMO_CONTRACT, split_by_time(frame, DEMO_CONTRACT), config)
     model = build_model(state.spec)
     if weights is not None:
         model.set_weights(weights(model.get_weights()))
     registry = ModelRegistry(workdir / "models")
-    version = registry.register(model, state, parameters={}, data_fingerprint="f" * 64)
+    version = registry.register(Forecaster(model, state), parameters={}, data_fingerprint="f" * 64)
     registry.promote(version, reason="test")
     return version
 

@@ -9,11 +9,11 @@ import pytest
 from fusioncast.contract import ForecastColumn as F
 from fusioncast.demo import DEMO_CONTRACT as C
 from fusioncast.errors import DataValidationError
-from fusioncast.forecast import forecast_frame
+from fusioncast.forecast import Forecaster
 from fusioncast.model import build_model
 from fusioncast.publish import publish_forecasts
 from fusioncast.split import split_by_time
-from fusioncast.state import ForecastingState, fit_scaler, fit_vocabularies
+from fusioncast.state import ForecastingState, prepare
 
 pytestmark = pytest.mark.slow
 
@@ -23,19 +23,14 @@ BROKEN = "S01-dairy"
 @pytest.fixture
 def fitted(demo_frame, small_model_config):
     boundaries = split_by_time(demo_frame, C)
-    scaler = fit_scaler(demo_frame, C, boundaries)
-    encoder, tokenizers = fit_vocabularies(demo_frame, C, boundaries, small_model_config)
-    state = ForecastingState.create(C, scaler, encoder, tokenizers, small_model_config)
+    state, _ = prepare(demo_frame, C, boundaries, small_model_config)
     return state, boundaries, build_model(state.spec)
 
 
 def _forecast(model, frame, state, **kwargs) -> pd.DataFrame:
-    return forecast_frame(
-        model,
+    return Forecaster(model, state, "v1").predict(
         frame,
-        state,
         freq="D",
-        model_version="v1",
         run_id="run-a",
         created_at=pd.Timestamp("2026-11-25 06:00", tz="UTC"),
         **kwargs,
@@ -122,7 +117,14 @@ def test_training_arrays_refuse_steps_far_outside_the_training_scale(fitted, dem
         state.arrays(damaged, boundaries)
 
     whole = _far_outside(demo_frame)
-    refitted = ForecastingState.create(
-        C, fit_scaler(whole, C, boundaries), state.encoder, state.tokenizers, state.spec.config
-    )
-    assert refitted.arrays(whole, boundaries).numeric.shape[0] == len(whole)
+    _, arrays = prepare(whole, C, boundaries, state.spec.config)
+    assert arrays.numeric.shape[0] == len(whole)
+
+
+def test_a_forecaster_without_a_version_publishes_nothing(fitted, demo_frame):
+    """Published rows name the registry version that made them: none before registering."""
+    state, _, model = fitted
+    with pytest.raises(ValueError, match="only once it has a version"):
+        Forecaster(model, state).predict(
+            demo_frame, freq="D", run_id="run-a", created_at=pd.Timestamp.now(tz="UTC")
+        )

@@ -10,9 +10,10 @@ from fusioncast import metrics as m
 from fusioncast.baselines import LAST_VALUE
 from fusioncast.contract import DataContract
 from fusioncast.evaluate import MODEL, TEXT_REMOVED, TEXT_SHUFFLED, evaluate_model, summarise
+from fusioncast.forecast import Forecaster
 from fusioncast.model import build_model
 from fusioncast.split import TEST, split_by_time
-from fusioncast.state import ForecastingState, fit_scaler, fit_vocabularies
+from fusioncast.state import prepare
 from fusioncast.windows import window_origins
 
 
@@ -83,11 +84,9 @@ def tiny():
         min_token_count=1,
     )
     boundaries = split_by_time(frame, CONTRACT, train_fraction=0.5, validation_fraction=0.2)
-    scaler = fit_scaler(frame, CONTRACT, boundaries)
-    encoder, tokenizers = fit_vocabularies(frame, CONTRACT, boundaries, config)
-    state = ForecastingState.create(CONTRACT, scaler, encoder, tokenizers, config)
-    arrays = state.arrays(frame, boundaries)
-    evaluation = evaluate_model(build_model(state.spec), arrays, config, scaler, season=None)
+    state, arrays = prepare(frame, CONTRACT, boundaries, config)
+    untrained = Forecaster(build_model(state.spec), state)  # forecasts the last value
+    evaluation = evaluate_model(untrained, arrays, season=None)
     return values, config, arrays, evaluation
 
 

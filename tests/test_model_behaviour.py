@@ -16,9 +16,9 @@ from fusioncast.demo import DEMO_CONTRACT as C
 from fusioncast.demo import DEMO_EVENTS, generate_demo_frame
 from fusioncast.evaluate import MODEL, TEXT_REMOVED, TEXT_SHUFFLED, evaluate_model, summarise
 from fusioncast.split import TEST, TRAIN, split_by_time
-from fusioncast.state import ForecastingState, fit_scaler, fit_vocabularies
+from fusioncast.state import ForecastingState, prepare
 from fusioncast.tokenize import BOS, PAD
-from fusioncast.training import train_model
+from fusioncast.training import train_forecaster
 from fusioncast.windows import gather_inputs, window_origins
 
 pytestmark = pytest.mark.slow
@@ -41,30 +41,27 @@ TRAINING = TrainingConfig(
 def demo():
     frame = generate_demo_frame(n_stores=3, n_categories=4, n_days=600, seed=0)
     boundaries = split_by_time(frame, C)
-    scaler = fit_scaler(frame, C, boundaries)
-    encoder, tokenizers = fit_vocabularies(frame, C, boundaries, CONFIG)
-    state = ForecastingState.create(C, scaler, encoder, tokenizers, CONFIG)
-    return frame, boundaries, state, state.arrays(frame, boundaries)
+    return frame, boundaries, *prepare(frame, C, boundaries, CONFIG)
 
 
 @pytest.fixture(scope="module")
 def with_text(demo):
-    return train_model(demo[3], demo[2].spec, TRAINING)
+    return train_forecaster(demo[2], demo[3], TRAINING)
 
 
 @pytest.fixture(scope="module")
 def with_shuffled_text(demo):
-    return train_model(demo[3], demo[2].spec, TRAINING, shuffle_text=True)
+    return train_forecaster(demo[2], demo[3], TRAINING, shuffle_text=True)
 
 
 def test_text_beats_the_same_model_trained_on_shuffled_text(with_text, with_shuffled_text):
-    best_full = min(with_text.history["val_loss"])
-    best_shuffled = min(with_shuffled_text.history["val_loss"])
+    best_full = min(with_text[1].history["val_loss"])
+    best_shuffled = min(with_shuffled_text[1].history["val_loss"])
     assert best_full < 0.95 * best_shuffled, (best_full, best_shuffled)
 
 
 def test_trained_model_beats_the_last_value_and_its_text_ablations(demo, with_text):
-    evaluation = evaluate_model(with_text.model, demo[3], CONFIG, demo[2].scaler, season=7)
+    evaluation = evaluate_model(with_text[0], demo[3], season=7)
     mse = summarise(evaluation.metrics).set_index("model")["mse"]
     assert mse[MODEL] < 0.8 * mse[LAST_VALUE]
     # The same trained model, given no text or another window's text, forecasts worse.
@@ -98,8 +95,9 @@ def test_a_note_announcing_an_event_moves_the_forecast_in_its_direction(demo, wi
     announced = dict(inputs)
     announced["text_0_tokens"], announced["text_0_age"] = _note_tokens(state, note, len(origins), 1)
     median = CONFIG.output_quantiles.index(0.5)
-    base = with_text.model.predict(control, verbose=0)[:, affected, median]
-    moved = with_text.model.predict(announced, verbose=0)[:, affected, median]
+    model = with_text[0].model
+    base = model.predict(control, verbose=0)[:, affected, median]
+    moved = model.predict(announced, verbose=0)[:, affected, median]
     change = float(np.mean(moved - base))
     assert np.sign(change) == kind.direction, change
     assert abs(change) > 0.1  # in per-series standard deviations
@@ -113,6 +111,6 @@ def test_level_shift_after_training_is_no_worse_than_the_last_value(demo, with_t
     shifted.loc[after, C.target] = shifted.loc[after, C.target] * 3 + 500
     arrays = state.arrays(shifted, boundaries)
     assert arrays.numeric[arrays.split == TEST, 0].min() > 5  # > 5 training std above the mean
-    evaluation = evaluate_model(with_text.model, arrays, CONFIG, state.scaler, ablations=False)
+    evaluation = evaluate_model(with_text[0], arrays, ablations=False)
     mse = summarise(evaluation.metrics).set_index("model")["mse"]
     assert mse[MODEL] <= mse[LAST_VALUE]

@@ -3,50 +3,68 @@ import os
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from fusioncast.demo import DEMO_CONTRACT
 from fusioncast.errors import ModelStateError
+from fusioncast.forecast import Forecaster
 from fusioncast.model import build_model
 from fusioncast.registry import ModelRegistry
 from fusioncast.split import split_by_time
-from fusioncast.state import ForecastingState, fit_scaler, fit_vocabularies
-from fusioncast.windows import forecast_origins, gather_inputs
+from fusioncast.state import prepare
+from fusioncast.windows import forecast_origins
+
+#: The files of a version directory: versions written by earlier releases must keep loading.
+VERSION_FILES = {
+    "model.keras",
+    "contract.json",
+    "scaler.json",
+    "encoder.json",
+    "tokenizers.json",
+    "spec.json",
+    "training.json",
+    "metrics.parquet",
+}
 
 
 @pytest.fixture
-def state_and_model(demo_frame, small_model_config):
+def forecaster(demo_frame, small_model_config):
     boundaries = split_by_time(demo_frame, DEMO_CONTRACT)
-    scaler = fit_scaler(demo_frame, DEMO_CONTRACT, boundaries)
-    encoder, tokenizers = fit_vocabularies(
-        demo_frame, DEMO_CONTRACT, boundaries, small_model_config
-    )
-    state = ForecastingState.create(DEMO_CONTRACT, scaler, encoder, tokenizers, small_model_config)
-    return state, build_model(state.spec)
+    state, _ = prepare(demo_frame, DEMO_CONTRACT, boundaries, small_model_config)
+    return Forecaster(build_model(state.spec), state)
 
 
-def test_register_load_round_trip(tmp_path, state_and_model, demo_frame):
-    state, model = state_and_model
+def test_register_load_round_trip(tmp_path, forecaster, demo_frame):
     registry = ModelRegistry(tmp_path)
-    version = registry.register(model, state, parameters={"a": 1}, data_fingerprint="abc")
+    metrics = pd.DataFrame({"model": ["fusioncast"], "mse": [1.0], "n_windows": [1]})
+    version = registry.register(
+        forecaster,
+        parameters={"a": 1},
+        data_fingerprint="abc",
+        training={"best_epoch": 1},
+        metrics=metrics,
+    )
     assert registry.versions() == [version] and registry.champion() is None
+    manifest = json.loads((tmp_path / version / "manifest.json").read_text())
+    assert set(manifest["files"]) == VERSION_FILES
+    assert {p.name for p in (tmp_path / version).iterdir()} == VERSION_FILES | {"manifest.json"}
     registry.promote(version, reason="first")
     loaded = registry.load()
-    assert loaded.version == version
-    assert loaded.manifest["data_fingerprint"] == "abc"
-    assert set(loaded.manifest["files"]) >= {"model.keras", "scaler.json", "tokenizers.json"}
+    assert isinstance(loaded, Forecaster) and loaded.version == version
+    assert registry.verify(version)["data_fingerprint"] == "abc"
     arrays = loaded.state.arrays(demo_frame)
-    inputs = gather_inputs(arrays, forecast_origins(arrays, 21), 21, 24)
+    origins = forecast_origins(arrays, 21)
     np.testing.assert_array_equal(
-        loaded.model.predict(inputs, verbose=0), model.predict(inputs, verbose=0)
+        loaded.predict_windows(arrays, origins), forecaster.predict_windows(arrays, origins)
     )
-    assert loaded.state.tokenizers["note"] == state.tokenizers["note"]
+    assert loaded.state.tokenizers["note"] == forecaster.state.tokenizers["note"]
+    assert loaded.spec == forecaster.spec and loaded.contract == forecaster.contract
 
 
-def test_a_file_that_no_longer_matches_its_manifest_is_refused(tmp_path, state_and_model):
-    state, model = state_and_model
+def test_a_file_that_no_longer_matches_its_manifest_is_refused(tmp_path, forecaster):
     registry = ModelRegistry(tmp_path)
-    version = registry.register(model, state, parameters={}, data_fingerprint="abc")
+    version = registry.register(forecaster, parameters={}, data_fingerprint="abc")
     registry.promote(version)
     scaler_path = tmp_path / version / "scaler.json"
     payload = json.loads(scaler_path.read_text())
@@ -56,8 +74,7 @@ def test_a_file_that_no_longer_matches_its_manifest_is_refused(tmp_path, state_a
         registry.load()
 
 
-def test_incomplete_versions_are_invisible_and_unknown_versions_refused(tmp_path, state_and_model):
-    state, model = state_and_model
+def test_incomplete_versions_are_invisible_and_unknown_versions_refused(tmp_path, forecaster):
     registry = ModelRegistry(tmp_path)
     (tmp_path / ".staging-20260101T000000Z-aaaaaa").mkdir(parents=True)
     (tmp_path / "20260101T000000Z-bbbbbb").mkdir()  # no manifest: never completed
@@ -68,11 +85,10 @@ def test_incomplete_versions_are_invisible_and_unknown_versions_refused(tmp_path
         registry.promote("20260101T000000Z-bbbbbb")
 
 
-def test_rollback_goes_back_through_earlier_champions(tmp_path, state_and_model):
-    state, model = state_and_model
+def test_rollback_goes_back_through_earlier_champions(tmp_path, forecaster):
     registry = ModelRegistry(tmp_path)
     a, b, c = (
-        registry.register(model, state, parameters={}, data_fingerprint=str(i)) for i in range(3)
+        registry.register(forecaster, parameters={}, data_fingerprint=str(i)) for i in range(3)
     )
     with pytest.raises(ModelStateError, match="no earlier champion"):
         registry.rollback()
@@ -107,11 +123,10 @@ def test_the_registry_lock_excludes_a_second_holder(tmp_path):
     ],
 )
 def test_an_unreadable_pointer_is_named_and_promote_replaces_it(
-    tmp_path, state_and_model, content, found
+    tmp_path, forecaster, content, found
 ):
-    state, model = state_and_model
     registry = ModelRegistry(tmp_path)
-    version = registry.register(model, state, parameters={}, data_fingerprint="abc")
+    version = registry.register(forecaster, parameters={}, data_fingerprint="abc")
     pointer = tmp_path / "champion.json"
     pointer.write_bytes(content)
     for read in (registry.champion, registry.load, registry.rollback):
@@ -124,12 +139,9 @@ def test_an_unreadable_pointer_is_named_and_promote_replaces_it(
     assert registry.check_champion() == version and registry.champion_history() == []
 
 
-def test_rollback_refuses_a_damaged_earlier_champion_and_says_what_to_run(
-    tmp_path, state_and_model
-):
-    state, model = state_and_model
+def test_rollback_refuses_a_damaged_earlier_champion_and_says_what_to_run(tmp_path, forecaster):
     registry = ModelRegistry(tmp_path)
-    a, b = (registry.register(model, state, parameters={}, data_fingerprint=str(i)) for i in "ab")
+    a, b = (registry.register(forecaster, parameters={}, data_fingerprint=str(i)) for i in "ab")
     registry.promote(a)
     registry.promote(b)
     (tmp_path / a / "spec.json").unlink()
@@ -143,10 +155,7 @@ def test_rollback_refuses_a_damaged_earlier_champion_and_says_what_to_run(
     }
 
 
-def test_register_removes_unfinished_versions_a_killed_run_left_an_hour_ago(
-    tmp_path, state_and_model
-):
-    state, model = state_and_model
+def test_register_removes_unfinished_versions_a_killed_run_left_an_hour_ago(tmp_path, forecaster):
     registry = ModelRegistry(tmp_path)
     old, young = tmp_path / ".staging-old", tmp_path / ".staging-young"
     for folder in (old, young):
@@ -160,6 +169,6 @@ def test_register_removes_unfinished_versions_a_killed_run_left_an_hour_ago(
     killed_pointer_write.write_text("{")
     os.utime(killed_pointer_write, (two_hours_ago, two_hours_ago))
     assert registry.unfinished() == [".staging-old", ".staging-young"]
-    version = registry.register(model, state, parameters={}, data_fingerprint="abc")
+    version = registry.register(forecaster, parameters={}, data_fingerprint="abc")
     assert registry.unfinished() == [".staging-young"]
     assert registry.versions() == [version] and not killed_pointer_write.exists()

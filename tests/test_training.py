@@ -14,8 +14,8 @@ from tiny_pipeline import child_env
 
 from fusioncast.demo import DEMO_CONTRACT as C
 from fusioncast.split import split_by_time
-from fusioncast.state import ForecastingState, fit_scaler, fit_vocabularies
-from fusioncast.training import train_model
+from fusioncast.state import prepare
+from fusioncast.training import train_forecaster, train_model
 from fusioncast.windows import forecast_origins, gather_inputs
 
 pytestmark = pytest.mark.slow
@@ -23,23 +23,22 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def prepared(demo_frame, small_model_config):
-    boundaries = split_by_time(demo_frame, C)
-    scaler = fit_scaler(demo_frame, C, boundaries)
-    encoder, tokenizers = fit_vocabularies(demo_frame, C, boundaries, small_model_config)
-    state = ForecastingState.create(C, scaler, encoder, tokenizers, small_model_config)
-    return state, state.arrays(demo_frame, boundaries)
+    return prepare(demo_frame, C, split_by_time(demo_frame, C), small_model_config)
 
 
 def test_same_seed_same_model(prepared, fast_training):
     state, arrays = prepared
-    first = train_model(arrays, state.spec, fast_training)
-    second = train_model(arrays, state.spec, fast_training)
-    other = train_model(arrays, state.spec, fast_training.model_copy(update={"seed": 7}))
-    inputs = gather_inputs(arrays, forecast_origins(arrays, 21), 21, 24)
-    a, b, c = (r.model.predict(inputs, verbose=0) for r in (first, second, other))
+    other_seed = fast_training.model_copy(update={"seed": 7})
+    (first, fit), (second, refit), (other, _) = (
+        train_forecaster(state, arrays, training)
+        for training in (fast_training, fast_training, other_seed)
+    )
+    origins = forecast_origins(arrays, 21)
+    a, b, c = (f.predict_windows(arrays, origins) for f in (first, second, other))
     np.testing.assert_allclose(a, b, atol=1e-6)
     assert np.abs(a - c).max() > 1e-4
-    assert first.history == second.history
+    assert fit.history == refit.history
+    assert first.state is state and first.version is None  # a version comes with registering
 
 
 def test_early_stopping_keeps_the_best_epoch(prepared, fast_training):

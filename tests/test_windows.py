@@ -3,7 +3,7 @@ import pytest
 
 from fusioncast.demo import DEMO_CONTRACT
 from fusioncast.split import TEST, TRAIN, VALIDATION, split_by_time
-from fusioncast.state import ForecastingState, fit_scaler, fit_vocabularies
+from fusioncast.state import prepare
 from fusioncast.tokenize import BOS, PAD
 from fusioncast.windows import (
     WindowSampler,
@@ -18,11 +18,7 @@ C = DEMO_CONTRACT
 
 @pytest.fixture
 def built(demo_frame, small_model_config):
-    boundaries = split_by_time(demo_frame, C)
-    scaler = fit_scaler(demo_frame, C, boundaries)
-    encoder, tokenizers = fit_vocabularies(demo_frame, C, boundaries, small_model_config)
-    state = ForecastingState.create(C, scaler, encoder, tokenizers, small_model_config)
-    return state, state.arrays(demo_frame, boundaries)
+    return prepare(demo_frame, C, split_by_time(demo_frame, C), small_model_config)
 
 
 def test_origins_keep_each_horizon_inside_its_split_and_series(built, small_model_config):

@@ -23,7 +23,7 @@ def tiny_state_and_arrays():
     from fusioncast.demo import DEMO_CONTRACT as C
     from fusioncast.demo import generate_demo_frame
     from fusioncast.split import split_by_time
-    from fusioncast.state import ForecastingState, fit_scaler, fit_vocabularies
+    from fusioncast.state import prepare
 
     frame = generate_demo_frame(n_stores=1, n_categories=2, n_days=160, seed=2)
     config = ModelConfig(
@@ -35,8 +35,4 @@ def tiny_state_and_arrays():
         hidden_units=8,
         max_text_tokens=8,
     )
-    boundaries = split_by_time(frame, C)
-    encoder, tokenizers = fit_vocabularies(frame, C, boundaries, config)
-    scaler = fit_scaler(frame, C, boundaries)
-    state = ForecastingState.create(C, scaler, encoder, tokenizers, config)
-    return state, state.arrays(frame, boundaries)
+    return prepare(frame, C, split_by_time(frame, C), config)

@@ -21,8 +21,8 @@ from fusioncast.contract import MetricColumn as M
 from fusioncast.errors import ConfigError
 from fusioncast.evaluate import evaluate_model, season_length
 from fusioncast.split import split_at
-from fusioncast.state import ForecastingState, fit_scaler, fit_vocabularies
-from fusioncast.training import train_model
+from fusioncast.state import prepare
+from fusioncast.training import train_forecaster
 
 
 @dataclass(frozen=True)
@@ -77,15 +77,9 @@ def run_fold(
     boundaries = split_at(
         known, contract, train_end=fold.train_end, validation_end=fold.validation_end
     )
-    scaler = fit_scaler(known, contract, boundaries)
-    encoder, tokenizers = fit_vocabularies(known, contract, boundaries, model_config)
-    state = ForecastingState.create(contract, scaler, encoder, tokenizers, model_config)
-    arrays = state.arrays(known, boundaries)
-    result = train_model(arrays, state.spec, training)
-    evaluation = evaluate_model(
-        result.model, arrays, model_config, scaler, season=season_length(freq)
-    )
-    metrics = evaluation.metrics
+    state, arrays = prepare(known, contract, boundaries, model_config)
+    forecaster, _ = train_forecaster(state, arrays, training)
+    metrics = evaluate_model(forecaster, arrays, season=season_length(freq)).metrics
     metrics.insert(0, M.ORIGIN, fold.origin)
     metrics.insert(0, M.FOLD, np.int32(fold.index))
     return metrics

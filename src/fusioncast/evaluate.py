@@ -15,16 +15,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import keras
 import numpy as np
 import pandas as pd
 
 from fusioncast import metrics as m
 from fusioncast.baselines import baseline_forecasts
-from fusioncast.config import ModelConfig
 from fusioncast.contract import MetricColumn as M
 from fusioncast.errors import ConfigError
-from fusioncast.predict import predict_windows
+from fusioncast.forecast import Forecaster
 from fusioncast.scaling import SeriesScaler
 from fusioncast.split import TEST, TRAIN
 from fusioncast.state import series_index
@@ -73,16 +71,18 @@ class Evaluation:
 
 
 def evaluate_model(
-    model: keras.Model,
+    forecaster: Forecaster,
     arrays: SeriesArrays,
-    config: ModelConfig,
-    scaler: SeriesScaler,
     *,
     season: int | None = None,
     split: int = TEST,
     ablations: bool = True,
 ) -> Evaluation:
-    """Forecast every window of ``split`` with the model, its ablations and the baselines."""
+    """Forecast every window of ``split`` with the forecaster, its ablations and the baselines.
+
+    ``arrays``: built with split boundaries by the forecaster's state.
+    """
+    config, scaler = forecaster.config, forecaster.scaler
     origins = window_origins(arrays, config.lookback, config.horizon, split)
     if len(origins) == 0:
         raise ConfigError(
@@ -98,13 +98,13 @@ def evaluate_model(
         return scaler.inverse_target(values.astype(np.float64), series)
 
     scaled_actual = gather_targets(arrays, origins, config.horizon).astype(np.float64)
-    quantile_forecasts = {MODEL: predict_windows(model, arrays, origins, config)}
+    quantile_forecasts = {MODEL: forecaster.predict_windows(arrays, origins)}
     if ablations and arrays.text:
-        quantile_forecasts[TEXT_REMOVED] = predict_windows(
-            model, arrays, origins, config, without_text=True
+        quantile_forecasts[TEXT_REMOVED] = forecaster.predict_windows(
+            arrays, origins, without_text=True
         )
-        quantile_forecasts[TEXT_SHUFFLED] = predict_windows(
-            model, arrays, origins, config, shuffle_text=True
+        quantile_forecasts[TEXT_SHUFFLED] = forecaster.predict_windows(
+            arrays, origins, shuffle_text=True
         )
     scaled = {name: q[..., median].astype(np.float64) for name, q in quantile_forecasts.items()}
     scaled.update(

@@ -1,101 +1,214 @@
-"""Forecasting the next horizon of every series from its latest data."""
+"""The fitted forecaster: a trained model with the state fitted beside it, as one object.
+
+What a retrain produces, the registry stores and a forecast loads. It forecasts the next horizon
+of every series from its latest data (:meth:`Forecaster.predict`), scores windows of prepared
+arrays (:meth:`Forecaster.predict_windows`), and saves and loads itself as a directory of
+``model.keras`` and the state's JSON files. It is built by training
+(:func:`fusioncast.training.train_forecaster`) or by :meth:`Forecaster.load`; this module imports
+no training code.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Literal
 
 import keras
 import numpy as np
 import pandas as pd
 
+from fusioncast.config import ModelConfig
+from fusioncast.contract import DataContract
 from fusioncast.contract import ForecastColumn as F
 from fusioncast.errors import DataValidationError
-from fusioncast.predict import explain_windows
+from fusioncast.model import ModelSpec, load_model
+from fusioncast.predict import explain_windows, predict_windows
+from fusioncast.scaling import SeriesScaler
 from fusioncast.state import ForecastingState, series_index
 from fusioncast.timestamps import attach_zone
-from fusioncast.windows import forecast_origins
+from fusioncast.windows import SeriesArrays, forecast_origins
+
+MODEL_FILE = "model.keras"
 
 
-def forecast_frame(
-    model: keras.Model,
-    frame: pd.DataFrame,
-    state: ForecastingState,
-    *,
-    freq: str,
-    model_version: str,
-    run_id: str,
-    created_at: pd.Timestamp,
-    timezone: str | None = None,
-    policy: Literal["fail", "quarantine"] = "fail",
-    on_set_aside: Callable[[DataValidationError], None] | None = None,
-) -> pd.DataFrame:
-    """One row per (series, horizon step): point forecast, quantiles and the text that weighed most.
+@dataclass
+class Forecaster:
+    """A Keras model and the fitted state it reads its inputs through.
 
-    Series with fewer than ``lookback`` rows are left out (validation reports them). Two rules
-    guard what is published: ``within_scale`` before prediction
-    (:meth:`~fusioncast.state.ForecastingState.out_of_scale`) and ``forecast_finite`` after it
-    (every published value is finite). A series that breaks one stops the run under the
-    ``fail`` policy (:class:`~fusioncast.errors.DataValidationError`); under ``quarantine`` it is
-    left out, ``on_set_aside`` gets the error that names it, and the rest is published (the run
-    stops when no series is left). ``frame`` holds timestamps as validation hands them on; with
-    ``timezone`` (that of tz-aware input, ``ValidationReport.timezone``) the published timestamps
-    are tz-aware in it.
+    ``version`` is the registry version it was stored as (``None`` before it is registered); the
+    forecasts it publishes carry it.
     """
-    config = state.spec.config
-    state = state.for_new_series(frame)
-    arrays = state.arrays(frame)
-    local_times = attach_zone(arrays.timestamps, timezone, freq)
-    origins = forecast_origins(arrays, config.lookback)
-    if len(origins) == 0:
-        raise DataValidationError(
-            "series_min_length",
-            state.contract.series_id or state.contract.timestamp,
-            len(arrays.series_ids),
-            f"no series has the {config.lookback} steps of history the model reads",
+
+    model: keras.Model
+    state: ForecastingState
+    version: str | None = None
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self.state.spec
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.state.spec.config
+
+    @property
+    def contract(self) -> DataContract:
+        return self.state.contract
+
+    @property
+    def scaler(self) -> SeriesScaler:
+        return self.state.scaler
+
+    def save(self, directory: Path) -> None:
+        """Write ``model.keras`` and the state's JSON files into ``directory`` (which exists)."""
+        self.model.save(Path(directory) / MODEL_FILE)
+        self.state.save(Path(directory))
+
+    @classmethod
+    def load(cls, directory: Path, version: str | None = None) -> Forecaster:
+        """The forecaster saved in ``directory``; the model loads without running stored code."""
+        directory = Path(directory)
+        return cls(load_model(directory / MODEL_FILE), ForecastingState.load(directory), version)
+
+    def predict_windows(
+        self,
+        arrays: SeriesArrays,
+        origins: np.ndarray,
+        *,
+        shuffle_text: bool = False,
+        without_text: bool = False,
+        seed: int = 0,
+    ) -> np.ndarray:
+        """Scaled forecasts ``[B, H, Q]`` of the windows of ``arrays`` ending at ``origins``.
+
+        ``shuffle_text`` / ``without_text`` run the text ablations: each window gets another
+        window's text, or none.
+        """
+        return predict_windows(
+            self.model,
+            arrays,
+            origins,
+            self.config,
+            shuffle_text=shuffle_text,
+            without_text=without_text,
+            seed=seed,
         )
-    out_of_scale, error = state.out_of_scale(arrays)
-    origins = origins[
-        ~_set_aside(out_of_scale[arrays.row_series[origins]], error, policy, on_set_aside)
-    ]
-    raw_text = {c: frame[c].to_numpy(dtype=object) for c in state.contract.text}
-    shown = replace(arrays, timestamps=local_times.to_numpy(dtype=object)) if timezone else arrays
-    scaled, explanations = explain_windows(
-        model, shown, origins, config, state.contract.text, raw_text
-    )
-    series = series_index(arrays, origins)
-    values = state.scaler.inverse_target(scaled.astype(np.float64), series)
-    quantiles = config.output_quantiles
-    not_finite, error = _not_finite(values, series, quantiles)
-    keep = ~_set_aside(not_finite, error, policy, on_set_aside)
-    origins, series, values = origins[keep], series[keep], values[keep]
-    explanations = [e for e, kept in zip(explanations, keep, strict=True) if kept]
-    horizon = config.horizon
-    origin_times = pd.DatetimeIndex(arrays.timestamps[origins])
-    offset = pd.tseries.frequencies.to_offset(freq)
-    steps = np.arange(1, horizon + 1)
-    # steps are taken on the timestamps as held (UTC or wall-clock), then the zone is attached
-    target_times = np.concatenate(
-        [pd.date_range(t + offset, periods=horizon, freq=offset).to_numpy() for t in origin_times]
-    )
-    out = pd.DataFrame(
-        {
-            F.SERIES_ID: np.repeat(series.astype(str), horizon),
-            F.FORECAST_ORIGIN: local_times[origins].repeat(horizon),
-            F.TARGET_TIMESTAMP: attach_zone(target_times, timezone, freq),
-            F.HORIZON_STEP: np.tile(steps, len(origins)).astype(np.int32),
-            F.FORECAST: values[..., quantiles.index(0.5)].ravel(),
-        }
-    )
-    if len(quantiles) > 1:
-        for j, q in enumerate(quantiles):
-            out[F.quantile(q)] = values[..., j].ravel()
-    out[F.EXPLANATION] = np.repeat(np.asarray(explanations, dtype=object), horizon)
-    out[F.MODEL_VERSION] = model_version
-    out[F.RUN_ID] = run_id
-    out[F.CREATED_AT] = created_at
-    return out
+
+    def predict(
+        self,
+        frame: pd.DataFrame,
+        *,
+        freq: str,
+        run_id: str,
+        created_at: pd.Timestamp,
+        timezone: str | None = None,
+        policy: Literal["fail", "quarantine"] = "fail",
+        on_set_aside: Callable[[DataValidationError], None] | None = None,
+    ) -> pd.DataFrame:
+        """One row per (series, horizon step): point forecast, quantiles and the text that
+        weighed most, from the latest ``lookback`` steps of each series of ``frame``.
+
+        Series with fewer than ``lookback`` rows are left out (validation reports them). Two
+        rules guard what is published: ``within_scale`` before prediction
+        (:meth:`~fusioncast.state.ForecastingState.out_of_scale`) and ``forecast_finite`` after
+        it (every published value is finite). A series that breaks one stops the run under the
+        ``fail`` policy (:class:`~fusioncast.errors.DataValidationError`); under ``quarantine``
+        it is left out, ``on_set_aside`` gets the error that names it, and the rest is published
+        (the run stops when no series is left). ``frame`` holds timestamps as validation hands
+        them on; with ``timezone`` (that of tz-aware input, ``ValidationReport.timezone``) the
+        published timestamps are tz-aware in it.
+        """
+        if self.version is None:
+            raise ValueError("a forecaster publishes forecasts only once it has a version")
+        config = self.config
+        state = self.state.for_new_series(frame)
+        arrays = state.arrays(frame)
+        local_times = attach_zone(arrays.timestamps, timezone, freq)
+        origins = forecast_origins(arrays, config.lookback)
+        if len(origins) == 0:
+            raise DataValidationError(
+                "series_min_length",
+                state.contract.series_id or state.contract.timestamp,
+                len(arrays.series_ids),
+                f"no series has the {config.lookback} steps of history the model reads",
+            )
+        out_of_scale, error = state.out_of_scale(arrays)
+        origins = origins[
+            ~_set_aside(out_of_scale[arrays.row_series[origins]], error, policy, on_set_aside)
+        ]
+        raw_text = {c: frame[c].to_numpy(dtype=object) for c in state.contract.text}
+        shown = (
+            replace(arrays, timestamps=local_times.to_numpy(dtype=object)) if timezone else arrays
+        )
+        scaled, explanations = explain_windows(
+            self.model, shown, origins, config, state.contract.text, raw_text
+        )
+        series = series_index(arrays, origins)
+        values = state.scaler.inverse_target(scaled.astype(np.float64), series)
+        quantiles = config.output_quantiles
+        not_finite, error = _not_finite(values, series, quantiles)
+        keep = ~_set_aside(not_finite, error, policy, on_set_aside)
+        origins, series, values = origins[keep], series[keep], values[keep]
+        explanations = [e for e, kept in zip(explanations, keep, strict=True) if kept]
+        horizon = config.horizon
+        origin_times = pd.DatetimeIndex(arrays.timestamps[origins])
+        offset = pd.tseries.frequencies.to_offset(freq)
+        steps = np.arange(1, horizon + 1)
+        # steps are taken on the timestamps as held (UTC or wall-clock), then the zone is attached
+        target_times = np.concatenate(
+            [
+                pd.date_range(t + offset, periods=horizon, freq=offset).to_numpy()
+                for t in origin_times
+            ]
+        )
+        out = pd.DataFrame(
+            {
+                F.SERIES_ID: np.repeat(series.astype(str), horizon),
+                F.FORECAST_ORIGIN: local_times[origins].repeat(horizon),
+                F.TARGET_TIMESTAMP: attach_zone(target_times, timezone, freq),
+                F.HORIZON_STEP: np.tile(steps, len(origins)).astype(np.int32),
+                F.FORECAST: values[..., quantiles.index(0.5)].ravel(),
+            }
+        )
+        if len(quantiles) > 1:
+            for j, q in enumerate(quantiles):
+                out[F.quantile(q)] = values[..., j].ravel()
+        out[F.EXPLANATION] = np.repeat(np.asarray(explanations, dtype=object), horizon)
+        out[F.MODEL_VERSION] = self.version
+        out[F.RUN_ID] = run_id
+        out[F.CREATED_AT] = created_at
+        return out
+
+    def predict_at(
+        self, frame: pd.DataFrame, series: np.ndarray, origin_times: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Median forecasts (original scale) of the windows of ``frame`` ending at
+        ``(series[i], origin_times[i])``, for those with this forecaster's full lookback there.
+
+        Returns the indices ``i`` of those windows and their forecasts ``[W, H]``.
+        """
+        state = self.state.for_new_series(frame)
+        arrays = state.arrays(frame)
+        config = self.config
+        rows = pd.Series(
+            np.arange(arrays.n_rows),
+            index=pd.MultiIndex.from_arrays(
+                [arrays.series_ids[arrays.row_series].astype(str), arrays.timestamps]
+            ),
+        )
+        keys = pd.MultiIndex.from_arrays([np.asarray(series).astype(str), origin_times])
+        origins = rows.reindex(keys).to_numpy()
+        found = ~pd.isna(origins)
+        origins = np.where(found, origins, 0).astype(np.int64)
+        starts = arrays.offsets[arrays.row_series[origins]]
+        windows = np.flatnonzero(found & (origins - config.lookback + 1 >= starts))
+        if len(windows) == 0:
+            return windows, np.zeros((0, config.horizon))
+        forecast = predict_windows(self.model, arrays, origins[windows], config)
+        median = forecast[..., config.output_quantiles.index(0.5)].astype(np.float64)
+        return windows, state.scaler.inverse_target(median, series_index(arrays, origins[windows]))
 
 
 def _not_finite(

@@ -18,8 +18,7 @@ from fusioncast.baselines import LAST_VALUE
 from fusioncast.config import PromotionConfig
 from fusioncast.errors import FusioncastError
 from fusioncast.evaluate import MODEL, Evaluation
-from fusioncast.predict import predict_windows
-from fusioncast.registry import LoadedModel
+from fusioncast.forecast import Forecaster
 from fusioncast.scaling import SeriesScaler
 
 
@@ -41,7 +40,7 @@ def decide(
     candidate: Evaluation,
     scaler: SeriesScaler,
     frame: pd.DataFrame,
-    champion: LoadedModel | None,
+    champion: Forecaster | None,
     config: PromotionConfig | None = None,
 ) -> GateDecision:
     """Compare the candidate with the champion (if any) and the last value on the same windows.
@@ -57,7 +56,9 @@ def decide(
     champion_forecast, champion_note = None, ""
     if champion is not None:
         try:
-            windows, champion_forecast = _champion_forecasts(champion, candidate, frame)
+            windows, champion_forecast = champion.predict_at(
+                frame, candidate.series, candidate.origin_times
+            )
         except (FusioncastError, KeyError, ValueError) as error:
             champion_note = f"champion {champion.version} cannot forecast this data ({error})"
     horizon = candidate.actual.shape[1]
@@ -118,37 +119,6 @@ def decide(
             f"last value ({last_value_mse:.4f}) {where}"
         )
     return GateDecision(True, reason, **facts)
-
-
-def _champion_forecasts(
-    champion: LoadedModel, candidate: Evaluation, frame: pd.DataFrame
-) -> tuple[np.ndarray, np.ndarray]:
-    """The champion's median forecasts (original scale) of the candidate's windows it can read.
-
-    Returns the indices of those windows in ``candidate`` and the forecasts ``[W, H_champion]``.
-    """
-    state = champion.state.for_new_series(frame)
-    arrays = state.arrays(frame)
-    config = state.spec.config
-    rows = pd.Series(
-        np.arange(arrays.n_rows),
-        index=pd.MultiIndex.from_arrays(
-            [arrays.series_ids[arrays.row_series].astype(str), arrays.timestamps]
-        ),
-    )
-    keys = pd.MultiIndex.from_arrays([candidate.series.astype(str), candidate.origin_times])
-    origins = rows.reindex(keys).to_numpy()
-    found = ~pd.isna(origins)
-    origins = np.where(found, origins, 0).astype(np.int64)
-    starts = arrays.offsets[arrays.row_series[origins]]
-    usable = found & (origins - config.lookback + 1 >= starts)
-    windows = np.flatnonzero(usable)
-    if len(windows) == 0:
-        return windows, np.zeros((0, config.horizon))
-    forecast = predict_windows(champion.model, arrays, origins[windows], config)
-    median = forecast[..., config.output_quantiles.index(0.5)].astype(np.float64)
-    series = arrays.series_ids[arrays.row_series[origins[windows]]]
-    return windows, state.scaler.inverse_target(median, series)
 
 
 def _target_scale(scaler: SeriesScaler, series: np.ndarray) -> np.ndarray:

@@ -27,7 +27,6 @@ import shutil
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +37,11 @@ from fusioncast.baselines import LAST_VALUE
 from fusioncast.contract import MetricColumn as M
 from fusioncast.errors import ModelStateError, WorkspaceError
 from fusioncast.evaluate import MODEL, summarise
-from fusioncast.model import load_model
-from fusioncast.state import ForecastingState
+from fusioncast.forecast import Forecaster
 from fusioncast.storage import TEMPORARY_SUFFIX, read_json, remove_stale, write_json
 
 MANIFEST_VERSION = 1
 CHAMPION_VERSION = 1
-MODEL_FILE = "model.keras"
 MANIFEST_FILE = "manifest.json"
 METRICS_FILE = "metrics.parquet"
 CHAMPION_FILE = "champion.json"
@@ -63,14 +60,6 @@ _REPLACE = (
 )
 
 
-@dataclass
-class LoadedModel:
-    version: str
-    model: keras.Model
-    state: ForecastingState
-    manifest: dict[str, Any]
-
-
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -85,15 +74,14 @@ class ModelRegistry:
 
     def register(
         self,
-        model: keras.Model,
-        state: ForecastingState,
+        forecaster: Forecaster,
         *,
         parameters: dict[str, Any],
         data_fingerprint: str,
         training: dict[str, Any] | None = None,
         metrics: pd.DataFrame | None = None,
     ) -> str:
-        """Store a new version (complete or not at all) and return its id.
+        """Store the forecaster as a new version (complete or not at all) and return its id.
 
         A disk that is full or read-only raises :class:`WorkspaceError` naming the path, and
         leaves the registry as it was.
@@ -106,8 +94,7 @@ class ModelRegistry:
             remove_stale(self.root, f"{STAGING_PREFIX}*")
             remove_stale(self.root, f".*{TEMPORARY_SUFFIX}")
             staging.mkdir()
-            model.save(staging / MODEL_FILE)
-            state.save(staging)
+            forecaster.save(staging)
             if training is not None:
                 write_json(staging / "training.json", training)
             if metrics is not None:
@@ -353,14 +340,13 @@ class ModelRegistry:
             raise ModelStateError(f"model version {version}: {damage}; refusing to use it")
         return manifest
 
-    def load(self, version: str | None = None) -> LoadedModel:
-        """Load ``version`` (default: the champion) after verifying it."""
+    def load(self, version: str | None = None) -> Forecaster:
+        """The forecaster stored as ``version`` (default: the champion), after verifying its
+        files against the manifest."""
         if not version:
-            version, manifest = self._verified_champion()
+            version = self._verified_champion()[0]
             if version is None:
                 raise ModelStateError(f"no champion model in {self.root}; run retrain first")
         else:
-            manifest = self.verify(version)
-        directory = self.root / version
-        model = load_model(directory / MODEL_FILE)
-        return LoadedModel(version, model, ForecastingState.load(directory), manifest)
+            self.verify(version)
+        return Forecaster.load(self.root / version, version)

@@ -1,6 +1,8 @@
 """The fitted state a model needs beside its weights: contract, scaler, vocabularies, shape.
 
-Saved as JSON files in a model version directory and loaded back for forecasting.
+:func:`prepare` is the one place it is fitted (on training steps only) and the model-ready
+arrays are built from it. Saved as JSON files beside the model
+(:meth:`~fusioncast.forecast.Forecaster.save`) and loaded back for forecasting.
 """
 
 from __future__ import annotations
@@ -165,6 +167,24 @@ class ForecastingState:
             tokenizers={c: TextTokenizer.from_json(t) for c, t in tokenizers.items()},
             spec=ModelSpec.from_json(read_json(directory / "spec.json")),
         )
+
+
+def prepare(
+    frame: pd.DataFrame,
+    contract: DataContract,
+    boundaries: SplitBoundaries,
+    config: ModelConfig,
+) -> tuple[ForecastingState, SeriesArrays]:
+    """Fit the state on the training steps of ``frame`` and build its arrays for training.
+
+    Scaler, category vocabularies and text tokenizers see the rows labelled train by
+    ``boundaries`` only; the arrays cover every row with its split label (a value beyond the
+    scaler's bound stops here: :meth:`ForecastingState.arrays`).
+    """
+    scaler = fit_scaler(frame, contract, boundaries)
+    encoder, tokenizers = fit_vocabularies(frame, contract, boundaries, config)
+    state = ForecastingState.create(contract, scaler, encoder, tokenizers, config)
+    return state, state.arrays(frame, boundaries)
 
 
 def series_index(arrays: SeriesArrays, origins: np.ndarray) -> np.ndarray:

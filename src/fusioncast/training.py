@@ -1,4 +1,8 @@
-"""Fitting the model: seeded, with early stopping on the validation split and resumable epochs."""
+"""Fitting the model: seeded, with early stopping on the validation split and resumable epochs.
+
+:func:`train_forecaster` is how a forecaster comes to be: the model of a prepared state
+(:func:`fusioncast.state.prepare`) trained on its arrays.
+"""
 
 from __future__ import annotations
 
@@ -21,8 +25,10 @@ from fusioncast.backups import (
 from fusioncast.baselines import RidgeBaseline
 from fusioncast.config import ModelConfig, TrainingConfig
 from fusioncast.errors import ConfigError
+from fusioncast.forecast import Forecaster
 from fusioncast.model import LINEAR_SKIP, ModelSpec, build_model, compile_model
 from fusioncast.split import TRAIN, VALIDATION
+from fusioncast.state import ForecastingState
 from fusioncast.windows import SeriesArrays, WindowSampler, gather_targets, sampler, window_origins
 
 HISTORY_VERSION = 2
@@ -62,6 +68,28 @@ class EpochReporter(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self.report(epoch + 1, {k: float(v) for k, v in (logs or {}).items()})
+
+
+def train_forecaster(
+    state: ForecastingState,
+    arrays: SeriesArrays,
+    training: TrainingConfig,
+    *,
+    backup_dir: Path | None = None,
+    shuffle_text: bool = False,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+) -> tuple[Forecaster, TrainingResult]:
+    """The forecaster of ``state`` with its model trained on ``arrays`` (:func:`train_model`),
+    and how the fit went."""
+    result = train_model(
+        arrays,
+        state.spec,
+        training,
+        backup_dir=backup_dir,
+        shuffle_text=shuffle_text,
+        on_epoch=on_epoch,
+    )
+    return Forecaster(result.model, state), result
 
 
 def train_model(
