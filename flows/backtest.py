@@ -3,14 +3,14 @@ in separate processes -> one metrics table over all folds."""
 
 from __future__ import annotations
 
-from fusioncast.tasks.backtest import backtest_fold, combine_folds, plan
-from fusioncast.tasks.report import summarise_run
-from fusioncast.tasks.validate import validate_data
 from prefect import flow
 from prefect.runtime import flow_run
 from prefect.task_runners import ProcessPoolTaskRunner
 
 from fusioncast.parameters import BacktestParameters
+from fusioncast.tasks.backtest import backtest_fold, combine_folds, plan
+from fusioncast.tasks.report import summarise_run
+from fusioncast.tasks.validate import validate_data
 
 
 # Folds run in worker processes (PREFECT_TASKS_RUNNER_PROCESS_POOL_MAX_WORKERS, default: the CPU

@@ -228,7 +228,6 @@ def run(argv: list[str] | None = None) -> dict[str, str]:
         return {"data_path": str(path)}
     if args.command == "backtest":
         from fusioncast.flows.backtest import backtest
-
         from fusioncast.parameters import BacktestParameters
 
         outcome = backtest(_retrain_parameters(args, BacktestParameters))

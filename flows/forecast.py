@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from fusioncast.tasks.forecast import forecast, publish
-from fusioncast.tasks.registry import load_model
-from fusioncast.tasks.report import summarise_run
-from fusioncast.tasks.validate import validate_data
 from prefect import flow
 from prefect.runtime import flow_run
 
 from fusioncast.parameters import ForecastParameters
+from fusioncast.tasks.forecast import forecast, publish
+from fusioncast.tasks.registry import load_model
+from fusioncast.tasks.report import summarise_run
+from fusioncast.tasks.validate import validate_data
 
 
 @flow(name="forecast")

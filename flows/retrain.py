@@ -3,6 +3,12 @@
 
 from __future__ import annotations
 
+from prefect import flow
+from prefect.runtime import flow_run
+
+from fusioncast.contract import MetricColumn as M
+from fusioncast.parameters import RetrainParameters
+from fusioncast.registry import ModelRegistry
 from fusioncast.tasks.evaluate import evaluate
 from fusioncast.tasks.forecast import forecast, publish
 from fusioncast.tasks.prepare import prepare_data, split_data
@@ -16,12 +22,6 @@ from fusioncast.tasks.registry import (
 from fusioncast.tasks.report import summarise_run
 from fusioncast.tasks.train import train
 from fusioncast.tasks.validate import validate_data
-from prefect import flow
-from prefect.runtime import flow_run
-
-from fusioncast.contract import MetricColumn as M
-from fusioncast.parameters import RetrainParameters
-from fusioncast.registry import ModelRegistry
 
 
 @flow(name="retrain")

@@ -33,9 +33,10 @@ def test_folds_step_back_from_the_end_and_fit_only_on_earlier_steps(demo_frame):
 def test_backtest_runs_its_folds_concurrently_into_one_metrics_table(
     prefect_server, tmp_path, tiny_model_settings
 ):
-    from fusioncast.flows.backtest import backtest
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    from fusioncast.flows.backtest import backtest
 
     data = write_demo_dataset(tmp_path / "data", n_stores=2, n_categories=2, n_days=160, seed=2)
     parameters = BacktestParameters(

@@ -516,9 +516,10 @@ def test_hourly_data_across_the_end_of_daylight_saving_continues_in_its_zone(
 
 
 def test_quarantine_publishes_the_remaining_series(workspace, tmp_path):
-    from fusioncast.flows.cli import run
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    from fusioncast.flows.cli import run
 
     frame = base_frame()
     frame.loc[in_series(frame, "S01-dairy", [50]), "units_sold"] = np.inf

@@ -105,8 +105,9 @@ def test_retrain_run_is_recorded_in_prefect_with_its_artifacts(retrained):
 
 
 def test_forecast_reuses_the_saved_model_without_training(retrained):
-    from fusioncast.flows.forecast import forecast_flow
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    from fusioncast.flows.forecast import forecast_flow
 
     parameters, first = retrained
     models = parameters.workspace.models
@@ -181,7 +182,6 @@ def test_first_model_is_promoted_with_its_report_and_the_reason(retrained):
 
 def test_a_worse_candidate_is_registered_but_not_promoted(retrained):
     from fusioncast.flows.retrain import retrain
-
     from fusioncast.registry import ModelRegistry
 
     parameters, first = retrained
@@ -210,7 +210,6 @@ def test_a_worse_candidate_is_registered_but_not_promoted(retrained):
 
 def test_registry_commands_list_promote_and_roll_back(retrained, capsys):
     from fusioncast.flows.cli import main
-
     from fusioncast.registry import ModelRegistry
 
     parameters, first = retrained
