@@ -343,6 +343,31 @@ def test_categorical_cardinality_bound():
     assert (error.rule, error.column, error.count) == ("categorical_cardinality", "region", 4)
 
 
+def test_a_static_categorical_that_changes_within_a_series(tmp_path):
+    frame = make_frame()  # region is static: r0, r1, r0 for s0, s1, s2
+    frame.loc[[9, 10], "region"] = "r0"  # s1 moved to another region for two steps
+    error = raises(frame)
+    assert (error.rule, error.column, error.count) == ("static_per_series", "region", 2)
+    assert error.example == "series s1: region takes 2 values (r1, r0)"
+    out, report = validate_frame(frame, CONTRACT, config=QUARANTINE, report_dir=tmp_path)
+    assert sorted(out["series_id"].unique()) == ["s0", "s2"]
+    (warning,) = report.warnings
+    assert (warning.rule, warning.column, warning.failing_count, warning.action) == (
+        "static_per_series",
+        "region",
+        2,
+        "quarantined",
+    )
+    quarantined = pd.read_parquet(report.quarantine_path)
+    assert (quarantined["series_id"] == "s1").all() and len(quarantined) == 6
+    assert set(quarantined[QUARANTINE_RULE]) == {"static_per_series"}
+    # a dynamic categorical may change from step to step
+    dynamic = DataContract(
+        **{**CONTRACT.model_dump(), "static_categorical": (), "dynamic_categorical": ("region",)}
+    )
+    assert validate_frame(frame, dynamic)[1].success
+
+
 def test_categorical_mixing_numbers_and_strings():
     frame = make_frame()
     frame["region"] = frame["region"].astype(object)

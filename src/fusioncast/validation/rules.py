@@ -17,7 +17,15 @@ from fusioncast.contract import DataContract
 from fusioncast.validation import coerce, series
 from fusioncast.validation.gx import expectations as gxe
 from fusioncast.validation.gx import warning
-from fusioncast.validation.rule import TABLE, Context, Finding, OnFailure, Rule, Stage
+from fusioncast.validation.rule import (
+    TABLE,
+    Context,
+    Finding,
+    OnFailure,
+    Rule,
+    SeriesFinding,
+    Stage,
+)
 
 #: Values outside this range fail the ``finite`` rule; so do +/-inf.
 FINITE_BOUND = 1e300
@@ -64,6 +72,25 @@ def _future(ctx: Context, column: str) -> Any:
 def _too_long(frame: pd.DataFrame, column: str, ctx: Context) -> np.ndarray:
     too_long = frame[column].str.len() > ctx.config.max_text_chars
     return too_long.to_numpy(dtype=bool, na_value=False)
+
+
+def _static_values(view: series.SeriesView, column: str, ctx: Context) -> SeriesFinding:
+    """Series whose static categorical takes more than one value (a missing value is one);
+    each row that differs from the series' first one counts."""
+    values = view.frame[column]
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    pairs = np.unique(view.codes.astype(np.int64) * (len(uniques) + 1) + codes)
+    distinct = np.bincount(pairs // (len(uniques) + 1), minlength=len(view.names))
+    differs = codes != codes[view.starts][view.codes]
+    weight = np.bincount(view.codes[differs], minlength=len(view.names))
+
+    def example(series_mask: np.ndarray) -> str:
+        first = int(np.flatnonzero(series_mask)[0])
+        taken = pd.unique(values[view.codes == first])
+        shown = ", ".join(map(str, taken[:3])) + (", ..." if len(taken) > 3 else "")
+        return f"series {view.names[first]}: {column} takes {len(taken)} values ({shown})"
+
+    return SeriesFinding(f"distinct_{column}", distinct, distinct > 1, weight, example)
 
 
 RULES: tuple[Rule, ...] = (
@@ -252,6 +279,16 @@ RULES: tuple[Rule, ...] = (
         expectation=lambda ctx, c: gxe().ExpectColumnValuesToBeBetween(
             column=c, max_value=ctx.config.max_gap_share
         ),
+    ),
+    Rule(
+        "static_per_series",
+        "series",
+        ("static_categorical",),
+        "a static categorical takes one value per series (the model reads it from the series' "
+        "first step)",
+        OnFailure.PER_SERIES,
+        check=_static_values,
+        expectation=lambda ctx, c: gxe().ExpectColumnValuesToBeBetween(column=c, max_value=1),
     ),
     Rule(
         "series_min_length",
