@@ -56,13 +56,13 @@ import pandas as pd  # noqa: E402
 
 from fusioncast.baselines import baseline_forecasts  # noqa: E402
 from fusioncast.config import ModelConfig, TrainingConfig  # noqa: E402
-from fusioncast.contract import read_dataset  # noqa: E402
 from fusioncast.presets import preset  # noqa: E402
 from fusioncast.split import TEST, VALIDATION, split_at  # noqa: E402
 from fusioncast.state import ForecastingState  # noqa: E402
 from fusioncast.state import prepare as prepare_state  # noqa: E402
 from fusioncast.timemmd import Domain, convert_domain, list_domains, mmtsf_boundaries  # noqa: E402
 from fusioncast.training import train_forecaster  # noqa: E402
+from fusioncast.validation import read_dataset  # noqa: E402
 from fusioncast.windows import SeriesArrays, gather_targets, window_origins  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent

@@ -3,7 +3,7 @@
 The data: ``series`` daily series of equal length (1,000 x 1,000 and 10,000 x 1,000 steps by
 default) with a float target, two numeric covariates, a static categorical (100 stores) and a
 sparse text column (a note on about one row in twenty), written as one Parquet file to a
-temporary directory. Each size is read with :func:`fusioncast.contract.read_dataset` and
+temporary directory. Each size is read with :func:`fusioncast.validation.read_dataset` and
 validated with :func:`fusioncast.validation.validate_frame` (fail policy, report and GX Data Docs
 written to the temporary directory, as in a flow run). Prints the median of ``--repeats`` runs
 for 1 million rows and of ``--repeats-large`` runs for 10 million.
@@ -29,8 +29,8 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
 from fusioncast.config import ValidationConfig  # noqa: E402
-from fusioncast.contract import DataContract, read_dataset  # noqa: E402
-from fusioncast.validation import validate_frame  # noqa: E402
+from fusioncast.contract import DataContract  # noqa: E402
+from fusioncast.validation import read_dataset, validate_frame  # noqa: E402
 
 CONTRACT = DataContract(
     series_id="series_id",

@@ -274,6 +274,11 @@ def missing_path(frame, path):
     return path  # nothing written
 
 
+def static_store_changes(frame, path):
+    frame.loc[in_series(frame, "S01-dairy", list(range(DAYS - 10, DAYS))), "store"] = "S02"
+    return write(frame, path)
+
+
 def target_in_other_units(frame, path):
     series = frame["series_id"] == "S02-bakery"
     frame.loc[series, "units_sold"] = frame.loc[series, "units_sold"] * 1e30
@@ -337,6 +342,7 @@ REJECTED = [
     Case(missing_path, "parquet_files", "*", 1),
     Case(column_missing_from_one_file, "parquet_columns", "note", 1),
     Case(files_in_different_time_zones, "timestamp_timezone", "date", 1),
+    Case(static_store_changes, "static_per_series", "store", 10),
     Case(target_in_other_units, "within_scale", "units_sold", DAYS),
 ]
 

@@ -9,7 +9,6 @@ import pandas as pd
 import pyarrow.dataset as ds
 import pytest
 
-from fusioncast.contract import read_dataset
 from fusioncast.demo import (
     DEMO_CONTRACT,
     DEMO_EVENTS,
@@ -22,6 +21,7 @@ from fusioncast.demo import (
     write_demo_dataset,
 )
 from fusioncast.errors import ConfigError
+from fusioncast.validation import read_dataset
 
 SMALL = {"n_stores": 2, "n_categories": 2, "n_days": 200}
 

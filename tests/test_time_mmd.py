@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fusioncast.contract import read_dataset
 from fusioncast.timemmd import (
     STEP_END,
     TARGET,
@@ -23,6 +22,7 @@ from fusioncast.timemmd import (
     list_domains,
     mmtsf_boundaries,
 )
+from fusioncast.validation import read_dataset
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("FUSIONCAST_SHARED_DATA", REPO.parent / "shared" / "data"))

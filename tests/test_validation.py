@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fusioncast.contract import DataContract, read_dataset
+from fusioncast.contract import DataContract
 from fusioncast.errors import DataValidationError
 from fusioncast.validation import (
     QUARANTINE_COLUMN,
@@ -17,6 +17,7 @@ from fusioncast.validation import (
     ValidationConfig,
     ValidationReport,
     infer_frequency,
+    read_dataset,
     validate_dataset,
     validate_frame,
 )
@@ -342,6 +343,31 @@ def test_categorical_cardinality_bound():
     assert (error.rule, error.column, error.count) == ("categorical_cardinality", "region", 4)
 
 
+def test_a_static_categorical_that_changes_within_a_series(tmp_path):
+    frame = make_frame()  # region is static: r0, r1, r0 for s0, s1, s2
+    frame.loc[[9, 10], "region"] = "r0"  # s1 moved to another region for two steps
+    error = raises(frame)
+    assert (error.rule, error.column, error.count) == ("static_per_series", "region", 2)
+    assert error.example == "series s1: region takes 2 values (r1, r0)"
+    out, report = validate_frame(frame, CONTRACT, config=QUARANTINE, report_dir=tmp_path)
+    assert sorted(out["series_id"].unique()) == ["s0", "s2"]
+    (warning,) = report.warnings
+    assert (warning.rule, warning.column, warning.failing_count, warning.action) == (
+        "static_per_series",
+        "region",
+        2,
+        "quarantined",
+    )
+    quarantined = pd.read_parquet(report.quarantine_path)
+    assert (quarantined["series_id"] == "s1").all() and len(quarantined) == 6
+    assert set(quarantined[QUARANTINE_RULE]) == {"static_per_series"}
+    # a dynamic categorical may change from step to step
+    dynamic = DataContract(
+        **{**CONTRACT.model_dump(), "static_categorical": (), "dynamic_categorical": ("region",)}
+    )
+    assert validate_frame(frame, dynamic)[1].success
+
+
 def test_categorical_mixing_numbers_and_strings():
     frame = make_frame()
     frame["region"] = frame["region"].astype(object)
@@ -433,6 +459,18 @@ def test_quarantine_takes_whole_series_whose_gaps_are_not_tolerated(tmp_path):
         "not_null": 1,
         "frequency_gaps": 5,
     }
+
+
+def test_quarantine_of_every_series_stops_with_the_rule_even_when_one_is_short():
+    # every series off the grid, one of them also too short: nothing is left to exclude from
+    frame = make_frame(n_series=2, length=6)
+    frame = frame[~((frame["series_id"] == "s1") & (frame.index % 6 >= 3))].reset_index(drop=True)
+    frame.loc[[2, 7], "timestamp"] += pd.Timedelta(hours=3)
+    config = QUARANTINE.model_copy(update={"max_quarantine_share": 1.0})
+    declared = DataContract(**{**CONTRACT.model_dump(), "freq": "D"})
+    error = raises(frame, declared, config=config, min_length=4)
+    assert (error.rule, error.column, error.count) == ("on_frequency", "timestamp", 2)
+    assert "quarantine would leave no rows" in str(error)
 
 
 def test_quarantine_still_stops_on_table_rules_and_on_too_many_bad_rows(tmp_path):
