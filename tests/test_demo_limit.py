@@ -12,7 +12,6 @@ import pytest
 
 import fusioncast.demo
 from fusioncast.contract import ForecastColumn as F
-from fusioncast.contract import dataset_files, read_dataset
 from fusioncast.demo import (
     DEMO_CONTRACT,
     DemoTruth,
@@ -35,6 +34,7 @@ from fusioncast.demo.truth import Event, Promotion, units_sold
 from fusioncast.errors import ConfigError, ModelStateError, WorkspaceError
 from fusioncast.scaling import SeriesScaler
 from fusioncast.split import TRAIN, split_by_time
+from fusioncast.validation import dataset_files, read_dataset
 
 SMALL = {"n_stores": 2, "n_categories": 2, "n_days": 200}
 H = 14
