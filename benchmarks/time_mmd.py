@@ -37,6 +37,7 @@ one setting of :data:`SETTINGS` for every frequency (``model.<field>``, ``traini
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import multiprocessing
 import os
@@ -69,6 +70,12 @@ REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "time-mmd"
 DOCS = REPO / "docs" / "benchmarks.md"
 SECTION = "## Time-MMD"
+LEDGER = "## Test-split ledger"
+_LEDGER_HEADER = (
+    "| date (UTC) | settings | command | rows | at or below best baseline (hindsight / chosen on "
+    "validation) | worst ratio (hindsight / chosen) | mean MSE fusioncast / no text / shuffled |\n"
+    "|---|---|---|---|---|---|---|"
+)
 
 FULL, NO_TEXT, SHUFFLED = "fusioncast", "no text", "shuffled text"
 #: A relative MSE difference below this between the full model and a text control is no effect.
@@ -486,6 +493,60 @@ def targets(verdict: pd.DataFrame, wall: float) -> str:
     return " ".join(lines)
 
 
+def settings_hash(settings: dict[str, dict[str, Any]], args: argparse.Namespace) -> str:
+    """A short hash of every setting that shapes a run: presets with overrides, domains, horizons,
+    variants and seeds."""
+    scope = {
+        "settings": settings,
+        "domains": args.domains,
+        "horizons": args.horizons,
+        "variants": sorted(args.variants),
+        "seeds": args.seeds,
+    }
+    text = json.dumps(scope, sort_keys=True, default=list)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def ledger_row(
+    verdict: pd.DataFrame, args: argparse.Namespace, digest: str, argv: list[str]
+) -> str:
+    """One ledger line for a scoring of the test split."""
+    chosen = verdict["chosen_ratio"]
+    text = verdict.dropna(subset=["no_text_mse", "shuffled_mse"])
+    means = (
+        f"{text['fusioncast_mse'].mean():.4f} / {text['no_text_mse'].mean():.4f} / "
+        f"{text['shuffled_mse'].mean():.4f}"
+        if len(text)
+        else "n/a"
+    )
+    n = len(verdict)
+    return (
+        f"| {pd.Timestamp.now(tz='UTC'):%Y-%m-%d %H:%M} | `{digest}` | "
+        f"`python benchmarks/time_mmd.py {' '.join(argv)}` | {n} | "
+        f"{int((verdict['ratio'] <= 1.0).sum())} / {int((chosen <= 1.0).sum())} of {n} | "
+        f"{verdict['ratio'].max():.3f} / {chosen.max():.3f} | {means} |"
+    )
+
+
+def append_to_ledger(row: str, path: Path = DOCS) -> None:
+    """Add ``row`` at the end of the ledger section (made, with its header, when missing)."""
+    content = path.read_text() if path.exists() else "# Benchmarks\n"
+    if LEDGER not in content:
+        content = (
+            content.rstrip()
+            + f"\n\n{LEDGER}\n\nEvery scoring of the Time-MMD test split, appended by "
+            "`benchmarks/time_mmd.py` itself, so the number of looks is visible.\n\n"
+            + _LEDGER_HEADER
+            + "\n"
+        )
+    start = content.index(LEDGER)
+    following = re.compile(r"^## ", re.M).search(content, start + len(LEDGER))
+    end = following.start() if following else len(content)
+    section = content[start:end].rstrip() + "\n" + row + "\n"
+    content = content[:start] + section + ("\n" + content[end:] if following else "")
+    path.write_text(content.rstrip() + "\n")
+
+
 def write_docs(section: str, path: Path = DOCS) -> None:
     """Replace (or append) the ``## Time-MMD`` section of ``docs/benchmarks.md``."""
     content = path.read_text() if path.exists() else "# Benchmarks\n"
@@ -588,6 +649,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--write-docs", action="store_true")
+    parser.add_argument(
+        "--ledger",
+        type=Path,
+        default=DOCS,
+        help="where a scoring of the test split is recorded (its ledger section)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="write every run's metrics here")
     parser.add_argument(
         "--from-json", type=Path, default=None, help="report the runs saved by --json, no training"
@@ -632,6 +699,11 @@ def main(argv: list[str] | None = None) -> None:
     print(text)
     print()
     print(overall(verdict, "validation" if split == VALIDATION else "test"))
+    if split == TEST and not args.nested and not args.from_json:  # a new look at the test split
+        digest = settings_hash(parse_overrides(args.overrides), args)
+        argv = sys.argv[1:] if argv is None else argv
+        append_to_ledger(ledger_row(verdict, args, digest, argv), args.ledger)
+        print(f"\nrecorded this look at the test split (settings {digest}) in {args.ledger}")
     if args.write_docs:
         write_docs(docs_section(summary, verdict, args, wall))
         print(f"\nwrote the {SECTION} section of {DOCS}")

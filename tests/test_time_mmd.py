@@ -279,9 +279,11 @@ def test_benchmark_runs_on_an_unseen_domain_folder(tmp_path, capsys):
     time_mmd = benchmark_module("time_mmd")
 
     saved = tmp_path / "runs.json"
+    ledger = tmp_path / "benchmarks.md"
+    ledger.write_text("# Benchmarks\n\n## Time-MMD accuracy\n\ntext\n")
     time_mmd.main(
         ["--data", str(tmp_path), "--seeds", "1", "--horizons", "6", "--json", str(saved)]
-        + ["--set", "training.epochs=2"]
+        + ["--set", "training.epochs=2", "--ledger", str(ledger)]
     )
     printed = capsys.readouterr().out
     runs = pd.DataFrame(json.loads(saved.read_text())["runs"])
@@ -295,6 +297,14 @@ def test_benchmark_runs_on_an_unseen_domain_folder(tmp_path, capsys):
     assert f"| {name} | 6 | " in printed and "what the text adds" in printed
     assert "Against the baseline best on the validation split" in printed
     assert "fusioncast at or below the best baseline on" in printed
+    # The look at the test split is recorded in the ledger, after the sections already there.
+    content = ledger.read_text()
+    assert content.index("## Time-MMD accuracy") < content.index(time_mmd.LEDGER)
+    rows = [line for line in content.splitlines() if "benchmarks/time_mmd.py --data" in line]
+    assert len(rows) == 1 and "training.epochs=2" in rows[0] and "| 1 |" in rows[0]
+    # Reporting saved runs is no new look.
+    time_mmd.main(["--from-json", str(saved), "--ledger", str(ledger)])
+    assert ledger.read_text() == content
 
 
 @needs_data
