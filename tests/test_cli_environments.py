@@ -9,17 +9,14 @@ read-only and full cases are skipped, saying why.
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import hashlib
 import json
 import shutil
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from disks import fill, remount_read_only, tmpfs, tree_digest
 
 from fusioncast.demo import write_demo_dataset
 from fusioncast.registry import ModelRegistry
@@ -63,47 +60,8 @@ def trained(prefect_server, tmp_path_factory, tiny_model_settings) -> Trained:
     return Trained(root, data, workdir, params)
 
 
-def _digest(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
-
-
 def _state(workdir: Path) -> tuple[dict[str, str], dict[str, str]]:
-    return _digest(workdir / "models"), _digest(workdir / "forecasts")
-
-
-@contextlib.contextmanager
-def _tmpfs(mountpoint: Path, size: str) -> Iterator[Path]:
-    mountpoint.mkdir(parents=True)
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mountpoint)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
-    try:
-        yield mountpoint
-    finally:
-        subprocess.run(["umount", "-l", str(mountpoint)], check=False)
-
-
-def _fill(directory: Path) -> None:
-    """Write until the file system has no byte left."""
-    with open(directory / "filler", "wb") as handle:
-        try:
-            while True:
-                handle.write(b"\0" * 65536)
-                handle.flush()
-        except OSError as error:
-            assert error.errno == errno.ENOSPC
-    with contextlib.suppress(OSError), open(directory / "filler-tail", "wb") as handle:
-        while True:
-            handle.write(b"\0")
-            handle.flush()
+    return tree_digest(workdir / "models"), tree_digest(workdir / "forecasts")
 
 
 def _run(argv: list[str], capfd) -> tuple[int, str]:
@@ -199,42 +157,36 @@ def test_a_workspace_that_is_a_file_is_named(command, trained, tmp_path, capfd):
 @pytest.fixture
 def read_only(trained, tmp_path) -> Iterator[Path]:
     """A copy of the trained workspace on a read-only file system."""
-    with _tmpfs(tmp_path / "mnt", "64m") as mountpoint:
+    with tmpfs(tmp_path / "mnt", "64m") as mountpoint:
         shutil.copytree(trained.workdir, mountpoint / "out")
-        subprocess.run(["mount", "-o", "remount,ro", str(mountpoint)], check=True)
+        remount_read_only(mountpoint)
         yield mountpoint
 
 
 @pytest.fixture
 def full(trained, tmp_path) -> Iterator[Path]:
     """A copy of the trained workspace on a file system with no space left."""
-    with _tmpfs(tmp_path / "mnt", "64m") as mountpoint:
+    with tmpfs(tmp_path / "mnt", "64m") as mountpoint:
         shutil.copytree(trained.workdir, mountpoint / "out")
-        _fill(mountpoint)
+        fill(mountpoint)
         yield mountpoint
 
 
 WRITERS = ["retrain", "forecast", "backtest", "quickstart", "models promote", "models rollback"]
+CAUSES = {"read_only": READ_ONLY_CAUSE, "full": FULL_CAUSE}
 
 
+@pytest.mark.parametrize("environment", list(CAUSES))
 @pytest.mark.parametrize("command", [*WRITERS, "demo"])
-def test_a_read_only_workspace_is_named_with_its_cause(command, trained, read_only, capfd):
-    workdir = read_only / "out"
+def test_a_workspace_that_cannot_be_written_is_named_with_its_cause(
+    command, environment, trained, request, capfd
+):
+    mountpoint = request.getfixturevalue(environment)
+    workdir = mountpoint / "out"
     data = workdir / "data" if command == "quickstart" else trained.data
     before = _state(workdir)
     argv = _commands(trained, workdir, data)[command]
-    line = _assert_refused(trained, argv, capfd, str(read_only), READ_ONLY_CAUSE)
-    assert line.startswith("fusioncast: error: cannot ")
-    assert _state(workdir) == before
-
-
-@pytest.mark.parametrize("command", [*WRITERS, "demo"])
-def test_a_full_workspace_is_named_with_its_cause(command, trained, full, capfd):
-    workdir = full / "out"
-    data = workdir / "data" if command == "quickstart" else trained.data
-    before = _state(workdir)
-    argv = _commands(trained, workdir, data)[command]
-    line = _assert_refused(trained, argv, capfd, str(full), FULL_CAUSE)
+    line = _assert_refused(trained, argv, capfd, str(mountpoint), CAUSES[environment])
     assert line.startswith("fusioncast: error: cannot ")
     assert _state(workdir) == before
 

@@ -15,17 +15,14 @@ it), which needs the permission to mount (root); without it those tests are skip
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import re
 import shutil
-import subprocess
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from disks import fill, remount_read_only, tmpfs, tree_digest
 
 from fusioncast.demo import generate_demo_frame
 from fusioncast.registry import ModelRegistry, sha256_of
@@ -68,14 +65,6 @@ class Copy:
             params = ["--params", str(self.trained.params)] if command == "retrain" else []
             return [command, *data, *params, "--workdir", str(self.out), *more]
         return ["models", command, *more, "--workdir", str(self.out)]
-
-
-def tree_digest(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
 
 
 @pytest.fixture(scope="module")
@@ -236,35 +225,6 @@ def test_a_pointer_naming_a_removed_version_stops_retrain_before_it_registers(co
 
 
 # -- disks that refuse writes --------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def tmpfs(mountpoint: Path, size: str) -> Iterator[Path]:
-    """A fresh tmpfs of ``size`` mounted at ``mountpoint`` (skips the test without permission)."""
-    mountpoint.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mountpoint)],
-        capture_output=True,
-        text=True,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    try:
-        yield mountpoint
-    finally:
-        subprocess.run(["umount", "--lazy", str(mountpoint)], check=True)
-
-
-def remount_read_only(mountpoint: Path) -> None:
-    subprocess.run(["mount", "-o", "remount,ro", str(mountpoint)], check=True)
-
-
-def fill(directory: Path) -> None:
-    """Write a file in ``directory`` until its file system has no space left."""
-    with open(directory / "filler", "wb") as handle, contextlib.suppress(OSError):
-        while True:
-            handle.write(b"\0" * 65536)
-            handle.flush()
 
 
 def assert_refused(capfd, copy: Copy, args: list[str], path: Path, cause: str) -> None:
