@@ -250,6 +250,8 @@ def run(argv: list[str] | None = None) -> dict[str, str]:
     print(f"model version: {outcome['model_version']}")
     if outcome.get("promotion"):
         print(f"promotion gate: {outcome['promotion']}")
+    if outcome.get("knowable_limit"):
+        print(f"knowable limit: {outcome['knowable_limit']}")
     if outcome.get("forecasts_path"):
         print(f"forecasts written to {outcome['forecasts_path']}")
     return outcome

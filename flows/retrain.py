@@ -1,5 +1,6 @@
-"""The retrain flow: check the champion -> validate -> split -> prepare (scale, tokenize, arrays)
--> train -> evaluate -> register -> promotion gate -> forecast -> publish -> promote."""
+"""The retrain flow: check the champion -> validate -> read the reference forecasts -> split ->
+prepare (scale, tokenize, arrays) -> train -> evaluate -> register -> promotion gate -> forecast
+-> publish -> promote."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from prefect.runtime import flow_run
 from fusioncast.contract import MetricColumn as M
 from fusioncast.parameters import RetrainParameters
 from fusioncast.registry import ModelRegistry
-from fusioncast.tasks.evaluate import evaluate
+from fusioncast.report import LIMIT_FILE, limit_summary
+from fusioncast.tasks.evaluate import evaluate, read_references
 from fusioncast.tasks.forecast import forecast, publish
 from fusioncast.tasks.prepare import prepare_data, split_data
 from fusioncast.tasks.registry import (
@@ -41,10 +43,11 @@ def retrain(parameters: RetrainParameters | None = None) -> dict[str, str]:
         workspace.reports(run_id),
         parameters.validation,
     )
+    references = read_references(parameters.data_path, report.timezone, report.freq)
     boundaries = split_data(frame, contract, training.train_fraction, training.validation_fraction)
     state, arrays = prepare_data(frame, contract, boundaries, model_config)
     forecaster, result = train(state, arrays, training, workspace.checkpoints)
-    evaluation = evaluate(forecaster, arrays, report.freq, workspace.reports(run_id))
+    evaluation = evaluate(forecaster, arrays, report.freq, workspace.reports(run_id), references)
     candidate = register_model(
         workspace.models,
         forecaster,
@@ -78,6 +81,8 @@ def retrain(parameters: RetrainParameters | None = None) -> dict[str, str]:
         # Promoted last: a run that fails before this point leaves the champion as it was.
         if decision.promote:
             promote_model(workspace.models, version, decision.reason)
+    if evaluation.limit:
+        outcome["knowable_limit"] = limit_summary(evaluation.limit)
     summary = evaluation.summary().set_index(M.MODEL)[M.MSE].round(4).to_dict()
     summarise_run(
         "retrain",
@@ -91,6 +96,11 @@ def retrain(parameters: RetrainParameters | None = None) -> dict[str, str]:
             "why": decision.reason,
             "champion now": version if decision.promote else (decision.champion or "none"),
             "test MSE (scaled)": summary,
+            "knowable limit": (
+                f"{outcome['knowable_limit']}; {workspace.reports(run_id) / LIMIT_FILE}"
+                if evaluation.limit
+                else "not scored (no knowable limits for these test windows)"
+            ),
             "evaluation report": str(workspace.reports(run_id)),
             "forecasts": outcome["forecasts_path"] or "not published",
         },

@@ -19,19 +19,18 @@ from fusioncast.demo import (
     generate_demo_frame_with_truth,
     write_demo_dataset,
 )
-from fusioncast.demo.limit import (
-    DEFAULT_HORIZON,
+from fusioncast.demo.limit import DEFAULT_HORIZON, knowable_forecasts
+from fusioncast.demo.truth import Event, Promotion, units_sold
+from fusioncast.errors import ConfigError, ModelStateError, WorkspaceError
+from fusioncast.references import (
     LIMIT,
     NO_TEXT_LIMIT,
     REFERENCE,
-    knowable_forecasts,
     limit_scores,
     read_reference_forecasts,
     reference_dir,
     text_gain_share,
 )
-from fusioncast.demo.truth import Event, Promotion, units_sold
-from fusioncast.errors import ConfigError, ModelStateError, WorkspaceError
 from fusioncast.scaling import SeriesScaler
 from fusioncast.split import TRAIN, split_by_time
 from fusioncast.validation import dataset_files, read_dataset

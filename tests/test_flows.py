@@ -180,6 +180,39 @@ def test_first_model_is_promoted_with_its_report_and_the_reason(retrained):
     assert "promoted: first model" in str(by_key["run-summary"].data)
 
 
+def test_retrain_on_demo_data_reports_its_knowable_limit(retrained):
+    import json
+    import math
+
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    from fusioncast.references import LIMIT, NO_TEXT_LIMIT
+
+    parameters, outcome = retrained
+    report = parameters.workspace.reports(outcome["run_id"])
+    metrics = pd.read_parquet(report / "metrics.parquet")
+    references = metrics[metrics["reference"]]
+    assert set(references["model"]) == {LIMIT, NO_TEXT_LIMIT}
+    assert references["mse"].notna().all() and (references["n_windows"] > 0).all()
+    limit = json.loads((report / "limit.json").read_text())
+    assert math.isfinite(limit["text_gain_share"]) and limit["mse_over_limit"] > 1
+    # the demo's limits forecast 14 steps from origins with 14 days after them: of this 7-step
+    # model's test windows, the last 7 of every series are left out
+    assert limit["n_windows"] == limit["test_windows"] - 4 * 7
+    assert limit["mse"][LIMIT] < limit["mse"][NO_TEXT_LIMIT]
+    with _client() as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(outcome["run_id"])])
+            )
+        )
+    by_key = {a.key: str(a.data) for a in artifacts}
+    share = f"share of the knowable text gain captured {limit['text_gain_share']:.3f}"
+    assert share in by_key["run-summary"] and share in by_key["knowable-limit"]
+    assert share in outcome["knowable_limit"]
+    assert LIMIT in by_key["test-metrics"]
+
+
 def test_a_worse_candidate_is_registered_but_not_promoted(retrained):
     from fusioncast.flows.retrain import retrain
     from fusioncast.registry import ModelRegistry

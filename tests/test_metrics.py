@@ -9,9 +9,12 @@ import pytest
 from fusioncast import metrics as m
 from fusioncast.baselines import LAST_VALUE
 from fusioncast.contract import DataContract
+from fusioncast.errors import DataValidationError
 from fusioncast.evaluate import MODEL, TEXT_REMOVED, TEXT_SHUFFLED, evaluate_model, summarise
 from fusioncast.forecast import Forecaster
 from fusioncast.model import build_model
+from fusioncast.promotion import decide
+from fusioncast.references import LIMIT, NO_TEXT_LIMIT
 from fusioncast.split import TEST, split_by_time
 from fusioncast.state import prepare
 from fusioncast.windows import window_origins
@@ -59,15 +62,18 @@ CONTRACT = DataContract(
 )
 
 
+VALUES = np.array([1, 3, 2, 4, 3, 5, 4, 6, 5, 7, 6, 8, 9, 7, 10, 8, 11, 9, 12, 10], float)
+
+
 @pytest.fixture(scope="module")
-def tiny():
-    """Two short series with hand-picked values; the second is ten times the first plus 100."""
-    values = np.array([1, 3, 2, 4, 3, 5, 4, 6, 5, 7, 6, 8, 9, 7, 10, 8, 11, 9, 12, 10], float)
-    days = pd.date_range("2024-01-01", periods=len(values), freq="D")
+def untrained():
+    """Two short series with hand-picked values (the second is ten times the first plus 100) and
+    an untrained model, which forecasts the last value: frame, config, forecaster, arrays."""
+    days = pd.date_range("2024-01-01", periods=len(VALUES), freq="D")
     frame = pd.concat(
         [
-            pd.DataFrame({"sid": "a", "t": days, "y": values, "note": "x"}),
-            pd.DataFrame({"sid": "b", "t": days, "y": values * 10 + 100, "note": "x"}),
+            pd.DataFrame({"sid": "a", "t": days, "y": VALUES, "note": "x"}),
+            pd.DataFrame({"sid": "b", "t": days, "y": VALUES * 10 + 100, "note": "x"}),
         ],
         ignore_index=True,
     )
@@ -85,9 +91,13 @@ def tiny():
     )
     boundaries = split_by_time(frame, CONTRACT, train_fraction=0.5, validation_fraction=0.2)
     state, arrays = prepare(frame, CONTRACT, boundaries, config)
-    untrained = Forecaster(build_model(state.spec), state)  # forecasts the last value
-    evaluation = evaluate_model(untrained, arrays, season=None)
-    return values, config, arrays, evaluation
+    return frame, config, Forecaster(build_model(state.spec), state), arrays
+
+
+@pytest.fixture(scope="module")
+def tiny(untrained):
+    _, config, forecaster, arrays = untrained
+    return VALUES, config, arrays, evaluate_model(forecaster, arrays, season=None)
 
 
 def test_evaluation_of_the_last_value_matches_hand_computed_mase_and_smape(tiny):
@@ -141,3 +151,104 @@ def test_report_writes_metrics_and_plots(tiny, tmp_path):
     ranked = ranked_series(evaluation.metrics)
     assert sorted(ranked) == ["a", "b"]
     assert not list(tmp_path.glob(".*"))  # no temporary files left
+
+
+def _reference(evaluation, name: str, forecast: np.ndarray) -> pd.DataFrame:
+    """Reference forecasts ``[B, H]`` (original scale) of the evaluation's windows, as a file
+    holds them."""
+    n_windows, horizon = forecast.shape
+    return pd.DataFrame(
+        {
+            "series_id": np.repeat(evaluation.series.astype(str), horizon),
+            "forecast_origin": np.repeat(evaluation.origin_times, horizon),
+            "horizon_step": np.tile(np.arange(1, horizon + 1), n_windows),
+            "forecast": forecast.ravel(),
+            "reference": name,
+        }
+    )
+
+
+def test_references_are_scored_on_the_model_windows_and_scale(untrained, tiny):
+    _, _, forecaster, arrays = untrained
+    plain = tiny[3]
+    actual, series = plain.actual, plain.series.astype(str)
+    limit = _reference(plain, LIMIT, actual + 0.5)
+    no_text = _reference(plain, NO_TEXT_LIMIT, actual + 1.0)
+    # the no-text limit misses step 2 of the first window (of series a): that window is left out
+    missing = (
+        (no_text["series_id"] == "a")
+        & (no_text["forecast_origin"] == plain.origin_times[0])
+        & (no_text["horizon_step"] == 2)
+    )
+    assert series[0] == "a" and missing.sum() == 1
+    beyond = limit.assign(horizon_step=3, forecast=1e6)  # past the model's horizon of 2
+    untested = limit.head(2).assign(forecast_origin=pd.Timestamp("2024-01-05"), forecast=1e6)
+    references = pd.concat(
+        [
+            _reference(plain, "oracle", actual),
+            limit,
+            no_text[~missing],
+            beyond,
+            untested,
+            _reference(plain, "one step", actual[:, :1]),  # forecasts no window whole
+        ],
+        ignore_index=True,
+    )
+    evaluation = evaluate_model(forecaster, arrays, season=None, references=references)
+    metrics = evaluation.metrics
+    # the candidates' rows are those of an evaluation without references
+    pd.testing.assert_frame_equal(
+        metrics[~metrics["reference"]].reset_index(drop=True), plain.metrics
+    )
+    assert not plain.metrics["reference"].any()
+    covered = {"oracle": 10, LIMIT: 10, NO_TEXT_LIMIT: 9, "one step": 0}
+    assert evaluation.reference_windows == covered
+    assert set(metrics.loc[metrics["reference"], "model"]) == {"oracle", LIMIT, NO_TEXT_LIMIT}
+    oracle = metrics[metrics["model"] == "oracle"]
+    np.testing.assert_allclose(oracle[["mse", "mae", "mase", "smape"]], 0.0, atol=1e-9)
+    assert (oracle["n_windows"] == 5).all() and oracle["pinball"].isna().all()
+    # errors of 1 unit on the candidate's z-scored target: series b is ten times series a
+    z = np.std(VALUES[:10])
+    table = metrics[metrics["model"] == NO_TEXT_LIMIT].set_index(["series_id", "horizon_step"])
+    assert table.loc[("a", 1), "n_windows"] == 4 and table.loc[("b", 1), "n_windows"] == 5
+    assert table.loc[("a", 1), "mse"] == pytest.approx(1 / z**2)
+    assert table.loc[("b", 2), "mse"] == pytest.approx(1 / (10 * z) ** 2)
+    summary = summarise(metrics).set_index("model")
+    assert summary.loc["oracle", "reference"] and not summary.loc[MODEL, "reference"]
+
+    # the share and the ratio are over the 9 windows both limits forecast
+    scale = np.where(series == "a", z, 10 * z)[:, None]
+
+    def mse(forecast):
+        return float(np.mean(((forecast - actual) / scale)[1:] ** 2))
+
+    model, removed = mse(plain.forecasts[MODEL]), mse(plain.forecasts[TEXT_REMOVED])
+    figures = evaluation.limit
+    assert figures["n_windows"] == 9 and figures["test_windows"] == 10
+    assert figures["no_text_model"] == TEXT_REMOVED
+    assert figures["mse"][LIMIT] == pytest.approx(mse(actual + 0.5))
+    assert figures["text_gain_share"] == pytest.approx(
+        (removed - model) / (mse(actual + 1.0) - mse(actual + 0.5))
+    )
+    assert figures["mse_over_limit"] == pytest.approx(model / mse(actual + 0.5))
+    assert plain.limit is None and plain.reference_windows == {}
+
+
+def test_the_gate_ignores_references_even_better_than_the_candidate(untrained, tiny):
+    frame, _, forecaster, arrays = untrained
+    plain = tiny[3]
+    oracle = _reference(plain, "oracle", plain.actual)
+    with_oracle = evaluate_model(forecaster, arrays, season=None, references=oracle)
+    assert summarise(with_oracle.metrics)["model"].iloc[0] == "oracle"  # the lowest MSE
+    for champion in (None, forecaster):
+        assert decide(with_oracle, forecaster.scaler, frame, champion) == decide(
+            plain, forecaster.scaler, frame, champion
+        )
+
+
+def test_a_reference_named_like_a_candidate_is_refused(untrained, tiny):
+    _, _, forecaster, arrays = untrained
+    impostor = _reference(tiny[3], LAST_VALUE, tiny[3].actual)
+    with pytest.raises(DataValidationError, match="reference_forecasts.*last_value") as caught:
+        evaluate_model(forecaster, arrays, season=None, references=impostor)
+    assert caught.value.column == "reference" and caught.value.count == len(impostor)

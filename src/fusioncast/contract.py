@@ -109,7 +109,8 @@ class MetricColumn:
     """Columns of the evaluation tables (one row per model, series and horizon step; the backtest's
     add the fold and its origin), in ``metrics.parquet`` and ``backtest_metrics.parquet``."""
 
-    MODEL = "model"  # fusioncast, its text ablations, or a baseline
+    MODEL = "model"  # fusioncast, its text ablations, a baseline, or a reference forecast
+    REFERENCE = "reference"  # true on the rows of a reference forecast: never a candidate
     SERIES_ID = "series_id"
     HORIZON_STEP = "horizon_step"
     N_WINDOWS = "n_windows"  # test windows the row's means are over
@@ -121,7 +122,7 @@ class MetricColumn:
     SMAPE = "smape"
     PINBALL = "pinball"
     #: Columns that say what a row is about, not how good a forecast was.
-    KEYS = (MODEL, SERIES_ID, HORIZON_STEP, N_WINDOWS, FOLD, ORIGIN)
+    KEYS = (MODEL, REFERENCE, SERIES_ID, HORIZON_STEP, N_WINDOWS, FOLD, ORIGIN)
 
     @staticmethod
     def coverage(percent: int) -> str:

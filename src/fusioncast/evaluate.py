@@ -9,11 +9,19 @@ Candidates:
   given no text, or the text of another test window. The gap to ``fusioncast`` is what the model
   draws from the text that goes with each window.
   The baselines of :mod:`fusioncast.baselines` (last value, window mean, seasonal naive, ridge).
+
+References (:mod:`fusioncast.references`): forecasts a dataset carries beside it, never
+candidates. Each is scored on the windows it forecasts at every step of the horizon (its rows'
+``n_windows`` say how many; one that forecasts none has no rows), its rows marked in the
+``reference`` column. With the two knowable limits, :attr:`Evaluation.limit` holds the share of the
+knowable text gain the model captures, its no-text twin being ``fusioncast_text_removed`` (the
+same trained model given no text, as no model is trained without text).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,8 +29,10 @@ import pandas as pd
 from fusioncast import metrics as m
 from fusioncast.baselines import baseline_forecasts
 from fusioncast.contract import MetricColumn as M
-from fusioncast.errors import ConfigError
+from fusioncast.errors import ConfigError, DataValidationError
 from fusioncast.forecast import Forecaster
+from fusioncast.references import REFERENCE, align_references, limit_figures
+from fusioncast.references import RULE as REFERENCE_RULE
 from fusioncast.scaling import SeriesScaler
 from fusioncast.split import TEST, TRAIN
 from fusioncast.state import series_index
@@ -65,6 +75,10 @@ class Evaluation:
     quantiles: np.ndarray
     quantile_levels: tuple[float, ...]
     history: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    #: windows each reference forecast was scored on (of ``len(origins)``)
+    reference_windows: dict[str, int] = field(default_factory=dict)
+    #: the figures against the knowable limit (:func:`fusioncast.references.limit_figures`)
+    limit: dict[str, Any] | None = None
 
     def summary(self) -> pd.DataFrame:
         return summarise(self.metrics)
@@ -77,10 +91,14 @@ def evaluate_model(
     season: int | None = None,
     split: int = TEST,
     ablations: bool = True,
+    references: pd.DataFrame | None = None,
 ) -> Evaluation:
-    """Forecast every window of ``split`` with the forecaster, its ablations and the baselines.
+    """Forecast every window of ``split`` with the forecaster, its ablations and the baselines,
+    and score the ``references`` on the same windows.
 
-    ``arrays``: built with split boundaries by the forecaster's state.
+    ``arrays``: built with split boundaries by the forecaster's state. ``references``: reference
+    forecasts (:func:`fusioncast.references.read_reference_forecasts`) whose origins are held as
+    the arrays' timestamps (:func:`fusioncast.references.held_origins`).
     """
     config, scaler = forecaster.config, forecaster.scaler
     origins = window_origins(arrays, config.lookback, config.horizon, split)
@@ -111,15 +129,24 @@ def evaluate_model(
         baseline_forecasts(arrays, origins, config.lookback, config.horizon, season=season)
     )
 
+    aligned = {}
+    if references is not None:
+        aligned = _scaled_references(
+            references, scaler, series, arrays.timestamps[origins], config.horizon, set(scaled)
+        )
     codes, series_ids = pd.factorize(series)
     scales = _mase_scales(arrays, scaler, season or 1)
     window_scale = np.array([scales.get(str(s), np.nan) for s in series])[:, None]
     actual = to_original(scaled_actual)
-    frames = []
-    for name, forecast in scaled.items():
+    frames, squared_errors, covered = [], {}, {}
+    for name, forecast in {**scaled, **aligned}.items():
+        is_reference = name in aligned
+        # a reference is scored on the windows it forecasts whole, a candidate on all
+        rows = np.isfinite(forecast).all(axis=1) if is_reference else slice(None)
         original = to_original(forecast)
+        squared_errors[name] = m.squared_error(scaled_actual, forecast)
         terms = {
-            M.MSE: m.squared_error(scaled_actual, forecast),
+            M.MSE: squared_errors[name],
             M.MAE: m.absolute_error(scaled_actual, forecast),
             M.MASE: m.absolute_error(actual, original) / window_scale,
             M.SMAPE: m.smape_terms(actual, original),
@@ -129,7 +156,16 @@ def evaluate_model(
             terms[M.PINBALL] = m.pinball_terms(scaled_actual, q, levels)
             for percent, lower, upper in m.central_intervals(levels):
                 terms[M.coverage(percent)] = m.interval_hits(scaled_actual, q, levels, lower, upper)
-        frames.append(_per_series_step(name, terms, codes, series_ids, config.horizon))
+        if is_reference:
+            covered[name] = int(rows.sum())
+            if not covered[name]:
+                continue
+        terms = {metric: values[rows] for metric, values in terms.items()}
+        frames.append(
+            _per_series_step(
+                name, terms, codes[rows], series_ids, config.horizon, reference=is_reference
+            )
+        )
     history = {}
     for index, sid in enumerate(arrays.series_ids):
         start, stop = arrays.offsets[index], arrays.offsets[index + 1]
@@ -148,7 +184,32 @@ def evaluate_model(
         quantiles=to_original(quantile_forecasts[MODEL].astype(np.float64)),
         quantile_levels=levels,
         history=history,
+        reference_windows=covered,
+        limit=limit_figures(squared_errors, MODEL, TEXT_REMOVED),
     )
+
+
+def _scaled_references(
+    references: pd.DataFrame,
+    scaler: SeriesScaler,
+    series: np.ndarray,
+    origin_times: np.ndarray,
+    horizon: int,
+    candidates: set[str],
+) -> dict[str, np.ndarray]:
+    """Each reference's forecasts of the windows, ``[B, H]`` on the scaled target (NaN where it
+    has none)."""
+    found = align_references(references, series, origin_times, horizon)
+    taken = sorted(set(found) & candidates)
+    if taken:
+        raise DataValidationError(
+            REFERENCE_RULE,
+            REFERENCE,
+            int(references[REFERENCE].astype(str).isin(taken).sum()),
+            "a reference cannot take the name of a candidate of the evaluation",
+            taken[0],
+        )
+    return {name: scaler.scale_target(forecast, series) for name, forecast in found.items()}
 
 
 def _mase_scales(arrays: SeriesArrays, scaler: SeriesScaler, season: int) -> dict[str, float]:
@@ -173,12 +234,15 @@ def _per_series_step(
     codes: np.ndarray,
     series_ids: np.ndarray,
     horizon: int,
+    *,
+    reference: bool = False,
 ) -> pd.DataFrame:
     """Means of each ``[B, H]`` term per (series, horizon step); NaN terms are left out."""
     n_series = len(series_ids)
     counts = np.bincount(codes, minlength=n_series).astype(np.float64)
     out = {
         M.MODEL: name,
+        M.REFERENCE: reference,
         M.SERIES_ID: np.repeat(np.asarray(series_ids, dtype=object).astype(str), horizon),
         M.HORIZON_STEP: np.tile(np.arange(1, horizon + 1, dtype=np.int32), n_series),
         M.N_WINDOWS: np.repeat(counts.astype(np.int64), horizon),
@@ -209,6 +273,8 @@ def summarise(metrics: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for name, group in metrics.groupby(M.MODEL, sort=False):
         row = {M.MODEL: name}
+        if M.REFERENCE in group:  # tables written before references were scored have none
+            row[M.REFERENCE] = bool(group[M.REFERENCE].any())
         for column in columns:
             values = group[column].to_numpy(dtype=np.float64)
             weights = group[M.N_WINDOWS].to_numpy(dtype=np.float64)

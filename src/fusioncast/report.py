@@ -4,12 +4,16 @@
 - ``forecast_best.png`` / ``forecast_worst.png``: for the few series where the model's test MSE is
   lowest / highest, the last test window: the history it read, what happened, the median forecast
   and its central quantile band.
-- ``error_by_horizon.png``: test MSE per horizon step of the model, its ablations and baselines.
+- ``error_by_horizon.png``: test MSE per horizon step of the model, its ablations and baselines
+  (and the reference forecasts, dashed).
+- ``limit.json`` (when the data carries both knowable limits, see :mod:`fusioncast.references`):
+  the share of the knowable text gain the model captures and its MSE over the limit's.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,6 +24,8 @@ from fusioncast.evaluate import MODEL, Evaluation
 from fusioncast.metrics import central_intervals
 
 METRICS_FILE = "metrics.parquet"
+LIMIT_FILE = "limit.json"
+LIMIT_VERSION = 1
 BEST_PLOT = "forecast_best.png"
 WORST_PLOT = "forecast_worst.png"
 HORIZON_PLOT = "error_by_horizon.png"
@@ -51,7 +57,23 @@ def write_report(evaluation: Evaluation, directory: Path, *, n_series: int = 3) 
         ),
         "error by horizon": plot_error_by_horizon(evaluation.metrics, directory / HORIZON_PLOT),
     }
+    if evaluation.limit is not None:
+        # NaN (nothing was knowable from the text) as null: JSON has no NaN
+        figures = {k: None if v != v else v for k, v in evaluation.limit.items()}
+        paths["knowable limit"] = storage.write_json(
+            directory / LIMIT_FILE, {"version": LIMIT_VERSION, **figures}
+        )
     return paths
+
+
+def limit_summary(limit: dict[str, Any]) -> str:
+    """One line of :attr:`Evaluation.limit`: the share of the knowable text gain and the MSE
+    ratio, and the windows they are over."""
+    return (
+        f"share of the knowable text gain captured {limit['text_gain_share']:.3f}, "
+        f"MSE over the limit's {limit['mse_over_limit']:.3f} (on {limit['n_windows']} of "
+        f"{limit['test_windows']} test windows)"
+    )
 
 
 def _pyplot():
@@ -117,6 +139,7 @@ def plot_error_by_horizon(metrics: pd.DataFrame, path: Path) -> Path:
     weighted = metrics.assign(se=metrics[M.MSE] * metrics[M.N_WINDOWS])
     table = weighted.groupby([M.MODEL, M.HORIZON_STEP])[["se", M.N_WINDOWS]].sum()
     mse = (table["se"] / table[M.N_WINDOWS]).unstack(M.MODEL)
+    references = set(metrics.loc[metrics[M.REFERENCE], M.MODEL]) if M.REFERENCE in metrics else ()
     fig, ax = plt.subplots(figsize=(8, 4))
     for name in mse.columns:
         ax.plot(
@@ -125,6 +148,7 @@ def plot_error_by_horizon(metrics: pd.DataFrame, path: Path) -> Path:
             marker="o",
             ms=3,
             lw=2.2 if name == MODEL else 1.2,
+            ls="--" if name in references else "-",
             label=name,
         )
     ax.set_xlabel("horizon step")

@@ -66,12 +66,22 @@ class SeriesScaler:
 
     def inverse_target(self, values: np.ndarray, keys: np.ndarray) -> np.ndarray:
         """Undo the target scaling; ``values`` has the rows of ``keys`` first, any shape after."""
+        loc, scale = self._target_stats(keys, values.ndim)
+        return values * scale + loc
+
+    def scale_target(self, values: np.ndarray, keys: np.ndarray) -> np.ndarray:
+        """The target on the scale the model sees (the inverse of :meth:`inverse_target`)."""
+        loc, scale = self._target_stats(keys, values.ndim)
+        return (values - loc) / scale
+
+    def _target_stats(self, keys: np.ndarray, ndim: int) -> tuple[np.ndarray, np.ndarray]:
+        """Location and scale of the target for each of ``keys``, shaped to broadcast against
+        values of ``ndim`` dimensions whose first is the keys'."""
         target = self.columns[0]
         self._require(keys)
-        loc = np.array([self.stats[k][target][0] for k in keys], dtype=np.float64)
-        scale = np.array([self.stats[k][target][1] for k in keys], dtype=np.float64)
-        expand = (slice(None),) + (None,) * (values.ndim - 1)
-        return values * scale[expand] + loc[expand]
+        stats = np.array([self.stats[k][target] for k in keys], dtype=np.float64).reshape(-1, 2)
+        expand = (slice(None),) + (None,) * (ndim - 1)
+        return stats[:, 0][expand], stats[:, 1][expand]
 
     def with_series(self, frame: pd.DataFrame, contract: DataContract) -> SeriesScaler:
         """A copy that also holds statistics for series of ``frame`` this scaler has not seen."""

@@ -11,16 +11,15 @@ and, at a forecast origin, only what has happened by then:
   little better than a reader of the notes could be); no event announced after the origin.
 
 Its twin without text knows no event at all: the no-text limit. Neither is ever a candidate model;
-:func:`write_reference_forecasts` stores both beside a demo dataset, in a folder the dataset reader
-skips, so a run can score them like any forecast without knowing the generator.
-
-How much of what the text could give a model takes, :func:`text_gain_share`: the model's gain over
-its no-text twin divided by the limit's gain over the no-text limit.
+:func:`write_reference_forecasts` stores both beside a demo dataset as reference forecasts
+(:mod:`fusioncast.references`), so a run scores them like any forecast without knowing the
+generator, and reports how much of what the text could give its model takes
+(:func:`fusioncast.references.text_gain_share`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -31,14 +30,10 @@ from fusioncast.config import ModelConfig
 from fusioncast.contract import ForecastColumn as F
 from fusioncast.demo.truth import DemoTruth, SeriesTruth, units_sold
 from fusioncast.errors import ConfigError
+from fusioncast.references import LIMIT, NO_TEXT_LIMIT, REFERENCE, reference_dir
 
 #: Steps forecast per origin by default: the model's default horizon.
 DEFAULT_HORIZON: int = ModelConfig.model_fields["horizon"].default
-#: Names of the two reference forecasts (the ``reference`` column, and the keys of MSE tables).
-LIMIT = "knowable limit"
-NO_TEXT_LIMIT = "knowable limit without text"
-#: The column of a reference file that names its reference.
-REFERENCE = "reference"
 REFERENCE_FILES = {LIMIT: "limit.parquet", NO_TEXT_LIMIT: "no_text_limit.parquet"}
 
 
@@ -136,16 +131,6 @@ def _origin_days(
     return days.astype(np.int64)
 
 
-def reference_dir(data_path: str | Path) -> Path:
-    """Where the reference forecasts of the demo dataset at ``data_path`` are: ``_reference/`` in
-    a dataset directory, ``_<stem>_reference/`` beside a single ``.parquet`` file. Both names start
-    with ``_``, so a reader of the dataset (or of the folder holding the file) skips them."""
-    path = Path(data_path)
-    if path.suffix == ".parquet":
-        return path.parent / f"_{path.stem}_reference"
-    return path / "_reference"
-
-
 def write_reference_forecasts(
     truth: DemoTruth, data_path: str | Path, horizon: int = DEFAULT_HORIZON
 ) -> dict[str, Path]:
@@ -174,53 +159,3 @@ def remove_reference_forecasts(data_path: str | Path) -> None:
     for file_name in REFERENCE_FILES.values():
         with storage.failures_name(directory / file_name, "remove"):
             (directory / file_name).unlink(missing_ok=True)
-
-
-def read_reference_forecasts(data_path: str | Path) -> pd.DataFrame | None:
-    """The reference forecasts written beside the dataset at ``data_path``, both references in
-    one frame; ``None`` when there are none (a dataset that is not the demo)."""
-    paths = [reference_dir(data_path) / name for name in REFERENCE_FILES.values()]
-    if not all(p.is_file() for p in paths):
-        return None
-    with storage.failures_name(paths[0].parent, "read"):
-        return pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
-
-
-def text_gain_share(
-    model_mse: float, no_text_model_mse: float, limit_mse: float, no_text_limit_mse: float
-) -> float:
-    """The share of the knowable text gain a model captures:
-    ``(no_text_model_mse - model_mse) / (no_text_limit_mse - limit_mse)``.
-
-    1 means the model draws from the text all that the announcements known at the origin can
-    give; 0 nothing; below 0 the text hurts. NaN when the text can give nothing (the limit is not
-    below the no-text limit, e.g. no event announced in the span scored).
-    """
-    knowable = no_text_limit_mse - limit_mse
-    if not knowable > 0:
-        return float("nan")
-    return float((no_text_model_mse - model_mse) / knowable)
-
-
-def limit_scores(mse: Mapping[str, float], model: str, no_text_model: str) -> dict[str, float]:
-    """The figures a run reports against the limit, from MSEs by name (``mse`` holds ``model``,
-    ``no_text_model``, :data:`LIMIT` and :data:`NO_TEXT_LIMIT`, all over the same windows):
-    ``text_gain_share`` (:func:`text_gain_share`) and ``mse_over_limit``, the model's MSE divided
-    by the limit's (1 is the best any forecast can do, on average).
-
-    Raises:
-        ConfigError: ``limit_scores_names`` when a name has no MSE.
-    """
-    missing = [n for n in (model, no_text_model, LIMIT, NO_TEXT_LIMIT) if n not in mse]
-    if missing:
-        raise ConfigError(
-            f"rule 'limit_scores_names' failed: no MSE for {', '.join(map(repr, missing))}; "
-            f"the table has {', '.join(map(repr, mse.keys())) or 'none'}"
-        )
-    limit = float(mse[LIMIT])
-    return {
-        "text_gain_share": text_gain_share(
-            mse[model], mse[no_text_model], limit, mse[NO_TEXT_LIMIT]
-        ),
-        "mse_over_limit": float(mse[model]) / limit if limit > 0 else float("nan"),
-    }
