@@ -31,10 +31,10 @@ import pyarrow as pa
 from pandas.api import types as ptypes
 
 from fusioncast import storage
-from fusioncast.contract import HIDDEN_PREFIXES, PARQUET_SUFFIXES
 from fusioncast.contract import ForecastColumn as F
 from fusioncast.errors import ConfigError, DataValidationError
 from fusioncast.timestamps import UTC, held_in_utc, wall_clock
+from fusioncast.validation.reading import HIDDEN_PREFIXES, PARQUET_SUFFIXES
 
 #: The column of a reference file that names its reference.
 REFERENCE = "reference"
