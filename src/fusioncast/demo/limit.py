@@ -10,7 +10,9 @@ and, at a forecast origin, only what has happened by then:
   (the realised size: it is a generator parameter the note does not state, so the limit is a
   little better than a reader of the notes could be); no event announced after the origin.
 
-Its twin without text knows no event at all: the no-text limit. Neither is ever a candidate model;
+Its twin without text, the no-text limit, knows only the events already in effect at the origin
+(with their size and last day): those show in the sales a model without text reads, the others
+it cannot know. Neither is ever a candidate model;
 :func:`write_reference_forecasts` stores both beside a demo dataset as reference forecasts
 (:mod:`fusioncast.references`), so a run scores them like any forecast without knowing the
 generator, and reports how much of what the text could give its model takes
@@ -56,7 +58,8 @@ def knowable_forecasts(
         truth: the parameters of the demo frame to forecast.
         origins: forecast origins (dates of the frame), the same for every series; ``None``: every
             day that leaves ``horizon`` days in the frame.
-        with_text: whether the events announced by the origin are known.
+        with_text: whether the events announced by the origin are known; without, only the
+            events already in effect at the origin are (their size and end included).
 
     Returns:
         One row per series, origin and step (in that order): ``series_id``, ``forecast_origin``,
@@ -83,14 +86,16 @@ def knowable_forecasts(
     target = origin + steps[None, None, :]
     running = promotion[series, origin]
     known_price = (running >= 0) & (promotion[series, target] == running)
-    effect = np.zeros(target.shape)
-    if with_text:
-        # per day, the note day of the event then in effect (days without one: never announced)
-        note_day = per_series(
-            lambda s: np.array([e.note_day for e in s.events] + [n_days])[s.event_index(n_days)]
-        )
-        realised = per_series(lambda s: s.event_effect(n_days))[series, target]
-        effect = np.where(note_day[series, target] <= origin, realised, 0.0)
+    # Per day, the day from which the event then in effect is known (days without one: never):
+    # with text, the day of its note; without, the day its effect began, when the sales that a
+    # model reads show it.
+    known_from = per_series(
+        lambda s: np.array([e.note_day if with_text else e.first_day for e in s.events] + [n_days])[
+            s.event_index(n_days)
+        ]
+    )
+    realised = per_series(lambda s: s.event_effect(n_days))[series, target]
+    effect = np.where(known_from[series, target] <= origin, realised, 0.0)
     forecast = units_sold(
         structural[series, target],
         np.where(known_price, price_effect[series, target], 1.0),
