@@ -328,3 +328,26 @@ def test_text_gain_share():
     assert limit_scores(dict(mse), "fusioncast", "numeric only") == scores
     with pytest.raises(ConfigError, match="limit_scores_names.*'ridge'"):
         limit_scores(mse, "fusioncast", "ridge")
+
+
+def test_without_text_a_running_event_is_seen_but_not_its_end(demo):
+    """The no-text limit knows the size of the event in effect at the origin (it shows in the
+    sales), expects it to last as the event kinds' durations make likely, and knows no other."""
+    from fusioncast.demo import DEMO_EVENTS
+
+    _, truth = demo
+    series = truth.series[0]
+    event = next(e for e in series.events if e.first_day + 1 < truth.n_days - H)
+    origin = event.first_day + 1  # the effect has run 2 days
+    date = truth.dates[origin]
+    cleared = dataclasses.replace(
+        truth, series=(dataclasses.replace(series, events=()), *truth.series[1:])
+    )
+    ratio = (
+        knowable_forecasts(truth, [date], H, with_text=False)[F.FORECAST]
+        / knowable_forecasts(cleared, [date], H, with_text=False)[F.FORECAST]
+    ).to_numpy()[:H]
+    durations = np.array([kind.duration for kind in DEMO_EVENTS])
+    survive = [(durations >= 2 + k).sum() / (durations >= 2).sum() for k in range(1, H + 1)]
+    np.testing.assert_allclose(ratio, 1.0 + event.size * np.array(survive), rtol=1e-9)
+    assert ratio[durations.max() - 2 :].tolist() == [1.0] * (H - durations.max() + 2)

@@ -10,12 +10,12 @@ and, at a forecast origin, only what has happened by then:
   (the realised size: it is a generator parameter the note does not state, so the limit is a
   little better than a reader of the notes could be); no event announced after the origin.
 
-Its twin without text, the no-text limit, knows only the events already in effect at the origin
-(with their size and last day): those show in the sales a model without text reads, the others
-it cannot know. Neither is ever a candidate model;
-:func:`write_reference_forecasts` stores both beside a demo dataset as reference forecasts
-(:mod:`fusioncast.references`), so a run scores them like any forecast without knowing the
-generator, and reports how much of what the text could give its model takes
+Its twin without text, the no-text limit, knows only the event in effect at the origin, if any:
+its size shows in the sales a model without text reads, but not its end, so it expects the
+effect to go on as the event kinds' durations make likely (:func:`_running_effect`). Neither is
+ever a candidate model; :func:`write_reference_forecasts` stores both beside a demo dataset as
+reference forecasts (:mod:`fusioncast.references`), so a run scores them like any forecast without
+knowing the generator, and reports how much of what the text could give its model takes
 (:func:`fusioncast.references.text_gain_share`).
 """
 
@@ -30,6 +30,7 @@ import pandas as pd
 from fusioncast import storage
 from fusioncast.config import ModelConfig
 from fusioncast.contract import ForecastColumn as F
+from fusioncast.demo.events import DEMO_EVENTS
 from fusioncast.demo.truth import DemoTruth, SeriesTruth, units_sold
 from fusioncast.errors import ConfigError
 from fusioncast.references import LIMIT, NO_TEXT_LIMIT, REFERENCE, reference_dir
@@ -59,7 +60,7 @@ def knowable_forecasts(
         origins: forecast origins (dates of the frame), the same for every series; ``None``: every
             day that leaves ``horizon`` days in the frame.
         with_text: whether the events announced by the origin are known; without, only the
-            events already in effect at the origin are (their size and end included).
+            event in effect at the origin is, with its size but not its end.
 
     Returns:
         One row per series, origin and step (in that order): ``series_id``, ``forecast_origin``,
@@ -86,16 +87,15 @@ def knowable_forecasts(
     target = origin + steps[None, None, :]
     running = promotion[series, origin]
     known_price = (running >= 0) & (promotion[series, target] == running)
-    # Per day, the day from which the event then in effect is known (days without one: never):
-    # with text, the day of its note; without, the day its effect began, when the sales that a
-    # model reads show it.
-    known_from = per_series(
-        lambda s: np.array([e.note_day if with_text else e.first_day for e in s.events] + [n_days])[
-            s.event_index(n_days)
-        ]
-    )
-    realised = per_series(lambda s: s.event_effect(n_days))[series, target]
-    effect = np.where(known_from[series, target] <= origin, realised, 0.0)
+    realised = per_series(lambda s: s.event_effect(n_days))
+    if with_text:
+        # per day, the note day of the event then in effect (days without one: never announced)
+        note_day = per_series(
+            lambda s: np.array([e.note_day for e in s.events] + [n_days])[s.event_index(n_days)]
+        )
+        effect = np.where(note_day[series, target] <= origin, realised[series, target], 0.0)
+    else:
+        effect = _running_effect(truth, n_days, series, origin, target)
     forecast = units_sold(
         structural[series, target],
         np.where(known_price, price_effect[series, target], 1.0),
@@ -114,6 +114,34 @@ def knowable_forecasts(
             F.FORECAST: forecast.ravel(),
         }
     )
+
+
+def _running_effect(
+    truth: DemoTruth, n_days: int, series: np.ndarray, origin: np.ndarray, target: np.ndarray
+) -> np.ndarray:
+    """Without the notes: the expected effect, on each target day, of the event in effect at the
+    origin. Its size shows in the sales; its end does not: the event may be of any kind (equally
+    likely) whose duration is at least the days it has run, so a step ``k`` days on keeps the
+    size times the share of those kinds still in effect then. ``[series, origins, steps]``."""
+    durations = np.array([event.duration for event in DEMO_EVENTS])
+
+    def lasting(days: np.ndarray) -> np.ndarray:  # kinds whose effect lasts at least ``days``
+        return (durations[:, None] >= np.ravel(days)[None, :]).sum(axis=0).reshape(np.shape(days))
+
+    first = np.stack(
+        [
+            np.array([e.first_day for e in s.events] + [n_days])[s.event_index(n_days)]
+            for s in truth.series
+        ]
+    )
+    realised = np.stack([s.event_effect(n_days) for s in truth.series])
+    started = first[series, origin]  # the event in effect at the origin (n_days: none)
+    in_effect = started <= origin
+    run_so_far = np.where(in_effect, origin - started + 1, 1)
+    still_on = lasting(target - np.where(in_effect, started, target) + 1) / np.maximum(
+        lasting(run_so_far), 1
+    )
+    return np.where(in_effect, realised[series, origin] * still_on, 0.0)
 
 
 def _origin_days(
