@@ -154,34 +154,27 @@ def test_a_workspace_that_is_a_file_is_named(command, trained, tmp_path, capfd):
 # -- read-only and full ----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def read_only(trained, tmp_path) -> Iterator[Path]:
-    """A copy of the trained workspace on a read-only file system."""
+@pytest.fixture(params=["read_only", "full"])
+def unwritable(request, trained, tmp_path) -> Iterator[tuple[str, Path]]:
+    """A copy of the trained workspace on a file system that is read-only, or has no space left."""
     with tmpfs(tmp_path / "mnt", "64m") as mountpoint:
         shutil.copytree(trained.workdir, mountpoint / "out")
-        remount_read_only(mountpoint)
-        yield mountpoint
-
-
-@pytest.fixture
-def full(trained, tmp_path) -> Iterator[Path]:
-    """A copy of the trained workspace on a file system with no space left."""
-    with tmpfs(tmp_path / "mnt", "64m") as mountpoint:
-        shutil.copytree(trained.workdir, mountpoint / "out")
-        fill(mountpoint)
-        yield mountpoint
+        if request.param == "read_only":
+            remount_read_only(mountpoint)
+        else:
+            fill(mountpoint)
+        yield request.param, mountpoint
 
 
 WRITERS = ["retrain", "forecast", "backtest", "quickstart", "models promote", "models rollback"]
 CAUSES = {"read_only": READ_ONLY_CAUSE, "full": FULL_CAUSE}
 
 
-@pytest.mark.parametrize("environment", list(CAUSES))
 @pytest.mark.parametrize("command", [*WRITERS, "demo"])
 def test_a_workspace_that_cannot_be_written_is_named_with_its_cause(
-    command, environment, trained, request, capfd
+    command, trained, unwritable, capfd
 ):
-    mountpoint = request.getfixturevalue(environment)
+    environment, mountpoint = unwritable
     workdir = mountpoint / "out"
     data = workdir / "data" if command == "quickstart" else trained.data
     before = _state(workdir)
@@ -191,10 +184,9 @@ def test_a_workspace_that_cannot_be_written_is_named_with_its_cause(
     assert _state(workdir) == before
 
 
-@pytest.mark.parametrize("environment", ["read_only", "full"])
-def test_models_list_reads_a_workspace_it_cannot_write(environment, trained, request, capfd):
+def test_models_list_reads_a_workspace_it_cannot_write(trained, unwritable, capfd):
     """Listing only reads: it works on a read-only or full disk."""
-    mountpoint = request.getfixturevalue(environment)
+    _, mountpoint = unwritable
     status, output = _run(["models", "list", "--workdir", str(mountpoint / "out")], capfd)
     assert status == 0, output
     versions = ModelRegistry(trained.workdir / "models").versions()
