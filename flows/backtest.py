@@ -31,7 +31,9 @@ def backtest(parameters: BacktestParameters | None = None) -> dict[str, str]:
     )
     folds = plan(frame, contract, model, parameters.backtest)
     futures = [
-        backtest_fold.submit(frame, contract, model, parameters.training, fold, report.freq)
+        backtest_fold.submit(
+            frame, contract, model, parameters.training, fold, report.freq, parameters.baselines
+        )
         for fold in folds
     ]
     path = combine_folds([f.result() for f in futures], workspace.reports(run_id))

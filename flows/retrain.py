@@ -47,7 +47,14 @@ def retrain(parameters: RetrainParameters | None = None) -> dict[str, str]:
     boundaries = split_data(frame, contract, training.train_fraction, training.validation_fraction)
     state, arrays = prepare_data(frame, contract, boundaries, model_config)
     forecaster, result = train(state, arrays, training, workspace.checkpoints)
-    evaluation = evaluate(forecaster, arrays, report.freq, workspace.reports(run_id), references)
+    evaluation = evaluate(
+        forecaster,
+        arrays,
+        report.freq,
+        workspace.reports(run_id),
+        references,
+        parameters.baselines,
+    )
     candidate = register_model(
         workspace.models,
         forecaster,
@@ -94,6 +101,11 @@ def retrain(parameters: RetrainParameters | None = None) -> dict[str, str]:
             "model version": version,
             "promoted": "yes" if decision.promote else "no",
             "why": decision.reason,
+            "baseline best on validation": (
+                f"{decision.best_baseline} (test MSE {decision.best_baseline_mse:.4f})"
+                if decision.best_baseline
+                else "none (no validation window)"
+            ),
             "champion now": version if decision.promote else (decision.champion or "none"),
             "test MSE (scaled)": summary,
             "knowable limit": (

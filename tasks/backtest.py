@@ -9,7 +9,7 @@ from prefect import task
 from prefect.artifacts import create_table_artifact
 
 from fusioncast.backtest import Fold, plan_folds, run_fold
-from fusioncast.config import BacktestConfig, ModelConfig, TrainingConfig
+from fusioncast.config import BacktestConfig, BaselineConfig, ModelConfig, TrainingConfig
 from fusioncast.contract import DataContract
 from fusioncast.contract import MetricColumn as M
 from fusioncast.evaluate import summarise
@@ -33,8 +33,9 @@ def backtest_fold(
     training: TrainingConfig,
     fold: Fold,
     freq: str | None,
+    baselines: BaselineConfig,
 ) -> pd.DataFrame:
-    return run_fold(frame, contract, model, training, fold, freq)
+    return run_fold(frame, contract, model, training, fold, freq, baselines)
 
 
 @task(name="combine-folds")

@@ -10,6 +10,7 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from fusioncast.config import BaselineConfig
 from fusioncast.contract import ForecastColumn as F
 from fusioncast.evaluate import Evaluation, evaluate_model, season_length
 from fusioncast.forecast import Forecaster
@@ -40,6 +41,7 @@ def evaluate(
     freq: str,
     report_dir: Path,
     references: pd.DataFrame | None = None,
+    baselines: BaselineConfig | None = None,
 ) -> Evaluation:
     """Metrics per series and horizon step, written with plots under ``report_dir``.
 
@@ -48,7 +50,11 @@ def evaluate(
     both knowable limits, ``knowable-limit``.
     """
     evaluation = evaluate_model(
-        forecaster, arrays, season=season_length(freq), references=references
+        forecaster,
+        arrays,
+        season=season_length(freq),
+        references=references,
+        baselines=baselines,
     )
     logger = get_run_logger()
     n_windows, horizon = len(evaluation.origins), forecaster.config.horizon

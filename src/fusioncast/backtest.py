@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from fusioncast.config import BacktestConfig, ModelConfig, TrainingConfig
+from fusioncast.config import BacktestConfig, BaselineConfig, ModelConfig, TrainingConfig
 from fusioncast.contract import DataContract
 from fusioncast.contract import MetricColumn as M
 from fusioncast.errors import ConfigError
@@ -71,6 +71,7 @@ def run_fold(
     training: TrainingConfig,
     fold: Fold,
     freq: str | None,
+    baselines: BaselineConfig | None = None,
 ) -> pd.DataFrame:
     """Fit on the fold's history and score its forecast; metrics with ``fold`` and ``origin``."""
     known = frame[frame[contract.timestamp] <= fold.test_end].reset_index(drop=True)
@@ -79,7 +80,9 @@ def run_fold(
     )
     state, arrays = prepare(known, contract, boundaries, model_config)
     forecaster, _ = train_forecaster(state, arrays, training)
-    metrics = evaluate_model(forecaster, arrays, season=season_length(freq)).metrics
+    metrics = evaluate_model(
+        forecaster, arrays, season=season_length(freq), baselines=baselines
+    ).metrics
     metrics.insert(0, M.ORIGIN, fold.origin)
     metrics.insert(0, M.FOLD, np.int32(fold.index))
     return metrics

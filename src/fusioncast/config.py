@@ -147,6 +147,29 @@ class BacktestConfig(BaseModel):
     )
 
 
+class BaselineConfig(BaseModel):
+    """The statistical peers (statsforecast) scored beside the model on the same windows."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    statistical: tuple[Literal["auto_ets", "auto_theta", "auto_arima"], ...] = Field(
+        ("auto_ets", "auto_theta"),
+        description=(
+            "statsforecast models fitted on each series' whole history up to the origin, with "
+            "the season of the data's frequency (auto_arima takes seconds per series)."
+        ),
+    )
+    refit_every: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "Select and fit a series' model again after this many forecast origins, running "
+            "it forward over the new observations in between (empty: fitted once at the "
+            "split's first origin, as the network is trained once)."
+        ),
+    )
+
+
 class PromotionConfig(BaseModel):
     """When a newly trained model becomes the champion."""
 
@@ -160,6 +183,15 @@ class PromotionConfig(BaseModel):
     )
     min_improvement: float = Field(
         0.0, ge=0.0, lt=1.0, description="Required relative MSE improvement over the champion."
+    )
+    best_baseline_margin: float | None = Field(
+        0.05,
+        ge=0.0,
+        le=10.0,
+        description=(
+            "Promote only if the test MSE is at most this much (relative) above the baseline "
+            "best on the validation split, on the same test windows (empty: not checked)."
+        ),
     )
 
 

@@ -8,7 +8,12 @@ Candidates:
   ``fusioncast_text_removed`` / ``fusioncast_text_shuffled``: the same trained model, each window
   given no text, or the text of another test window. The gap to ``fusioncast`` is what the model
   draws from the text that goes with each window.
-  The baselines of :mod:`fusioncast.baselines` (last value, window mean, seasonal naive, ridge).
+  The baselines of :mod:`fusioncast.baselines` (last value, window mean, seasonal naive, ridge)
+  and the statistical peers of :mod:`fusioncast.statistical` (AutoETS, AutoTheta, ...).
+
+Every baseline and the model are scored on the validation split's windows too:
+:attr:`Evaluation.validation_mse` and :attr:`Evaluation.best_baseline` (the baseline best there,
+which a user choosing on validation would pick) are what the promotion gate compares with.
 
 References (:mod:`fusioncast.references`): forecasts a dataset carries beside it, never
 candidates. Each is scored on the windows it forecasts at every step of the horizon (its rows'
@@ -28,19 +33,23 @@ import pandas as pd
 
 from fusioncast import metrics as m
 from fusioncast.baselines import baseline_forecasts
+from fusioncast.config import BaselineConfig
 from fusioncast.contract import MetricColumn as M
 from fusioncast.errors import ConfigError, DataValidationError
 from fusioncast.forecast import Forecaster
 from fusioncast.references import REFERENCE, align_references, limit_figures
 from fusioncast.references import RULE as REFERENCE_RULE
 from fusioncast.scaling import SeriesScaler
-from fusioncast.split import TEST, TRAIN
+from fusioncast.split import TEST, TRAIN, VALIDATION
 from fusioncast.state import series_index
+from fusioncast.statistical import statistical_forecasts
 from fusioncast.windows import SeriesArrays, gather_targets, window_origins
 
 MODEL = "fusioncast"
 TEXT_REMOVED = "fusioncast_text_removed"
 TEXT_SHUFFLED = "fusioncast_text_shuffled"
+#: the trained model and its ablations; every other candidate is a baseline
+MODELS = (MODEL, TEXT_REMOVED, TEXT_SHUFFLED)
 
 METRICS_VERSION = 1
 
@@ -79,6 +88,14 @@ class Evaluation:
     reference_windows: dict[str, int] = field(default_factory=dict)
     #: the figures against the knowable limit (:func:`fusioncast.references.limit_figures`)
     limit: dict[str, Any] | None = None
+    #: MSE on the scaled target over the validation split's windows: the model and each baseline
+    validation_mse: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def best_baseline(self) -> str | None:
+        """The baseline with the lowest validation MSE (None: no validation window)."""
+        scores = {k: v for k, v in self.validation_mse.items() if k not in MODELS}
+        return min(scores, key=scores.get) if scores else None
 
     def summary(self) -> pd.DataFrame:
         return summarise(self.metrics)
@@ -92,6 +109,7 @@ def evaluate_model(
     split: int = TEST,
     ablations: bool = True,
     references: pd.DataFrame | None = None,
+    baselines: BaselineConfig | None = None,
 ) -> Evaluation:
     """Forecast every window of ``split`` with the forecaster, its ablations and the baselines,
     and score the ``references`` on the same windows.
@@ -125,9 +143,8 @@ def evaluate_model(
             arrays, origins, shuffle_text=True
         )
     scaled = {name: q[..., median].astype(np.float64) for name, q in quantile_forecasts.items()}
-    scaled.update(
-        baseline_forecasts(arrays, origins, config.lookback, config.horizon, season=season)
-    )
+    baselines = baselines or BaselineConfig()
+    scaled.update(_baselines(forecaster, arrays, origins, season, baselines))
 
     aligned = {}
     if references is not None:
@@ -186,7 +203,52 @@ def evaluate_model(
         history=history,
         reference_windows=covered,
         limit=limit_figures(squared_errors, MODEL, TEXT_REMOVED),
+        validation_mse=(
+            _validation_mse(forecaster, arrays, season, baselines) if split == TEST else {}
+        ),
     )
+
+
+def _baselines(
+    forecaster: Forecaster,
+    arrays: SeriesArrays,
+    origins: np.ndarray,
+    season: int | None,
+    config: BaselineConfig,
+) -> dict[str, np.ndarray]:
+    """Every baseline's scaled forecasts ``[B, H]`` of the windows ending at ``origins``."""
+    lookback, horizon = forecaster.config.lookback, forecaster.config.horizon
+    out = baseline_forecasts(arrays, origins, lookback, horizon, season=season)
+    out.update(
+        statistical_forecasts(
+            arrays,
+            forecaster.scaler,
+            origins,
+            horizon,
+            season=season,
+            models=config.statistical,
+            refit_every=config.refit_every or len(origins) + 1,
+        )
+    )
+    return out
+
+
+def _validation_mse(
+    forecaster: Forecaster, arrays: SeriesArrays, season: int | None, config: BaselineConfig
+) -> dict[str, float]:
+    """The model's and each baseline's MSE over the validation split's windows."""
+    lookback, horizon = forecaster.config.lookback, forecaster.config.horizon
+    origins = window_origins(arrays, lookback, horizon, VALIDATION)
+    if len(origins) == 0:
+        return {}
+    actual = gather_targets(arrays, origins, horizon).astype(np.float64)
+    median = forecaster.config.output_quantiles.index(0.5)
+    forecasts = {MODEL: forecaster.predict_windows(arrays, origins)[..., median]}
+    forecasts.update(_baselines(forecaster, arrays, origins, season, config))
+    return {
+        name: float(np.mean((forecast.astype(np.float64) - actual) ** 2))
+        for name, forecast in forecasts.items()
+    }
 
 
 def _scaled_references(

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from fusioncast.config import (
     BacktestConfig,
+    BaselineConfig,
     ModelConfig,
     PromotionConfig,
     TrainingConfig,
@@ -67,6 +68,10 @@ class _RunParameters(BaseModel):
     validation: ValidationConfig = Field(
         default_factory=ValidationConfig,
         description="Data validation: policy (fail or quarantine) and tolerances.",
+    )
+    baselines: BaselineConfig = Field(
+        default_factory=BaselineConfig,
+        description="The statistical peers scored beside the model (statsforecast).",
     )
 
     @model_validator(mode="before")

@@ -2,7 +2,9 @@
 
 The candidate's test windows (the latest data) are forecast by the current champion too, and both
 are scored on the candidate's z-scored target. The candidate is promoted when its test MSE is below
-the champion's (by ``min_improvement``) and below the last-value baseline's on those same windows;
+the champion's (by ``min_improvement``), below the last-value baseline's, and not above the baseline
+best on the validation split (the one a user choosing on validation would run instead, the
+statistical peers included) by more than ``best_baseline_margin``, all on those same windows;
 otherwise the champion stays, and the decision says why.
 """
 
@@ -31,6 +33,8 @@ class GateDecision:
     n_windows: int
     champion: str | None = None
     champion_mse: float | None = None
+    best_baseline: str | None = None
+    best_baseline_mse: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -83,6 +87,8 @@ def decide(
     candidate_mse = mse(candidate.forecasts[MODEL][windows])
     last_value_mse = mse(candidate.forecasts[LAST_VALUE][windows])
     champion_mse = None if champion_forecast is None else mse(champion_forecast)
+    best = candidate.best_baseline
+    best_mse = None if best is None else mse(candidate.forecasts[best][windows])
     where = f"on the same {len(windows)} test windows x {horizon} steps"
     facts = dict(
         candidate_mse=candidate_mse,
@@ -90,12 +96,22 @@ def decide(
         n_windows=int(len(windows)),
         champion=champion.version if champion else None,
         champion_mse=champion_mse,
+        best_baseline=best,
+        best_baseline_mse=best_mse,
     )
     shown = f"test MSE {candidate_mse:.4f}"
     if config.require_beating_last_value and not candidate_mse < last_value_mse:
         return GateDecision(
             False,
             f"not promoted: {shown} does not beat the last value ({last_value_mse:.4f}) {where}",
+            **facts,
+        )
+    margin = config.best_baseline_margin
+    if margin is not None and best_mse is not None and not candidate_mse <= best_mse * (1 + margin):
+        return GateDecision(
+            False,
+            f"not promoted: {shown} is more than {margin:.0%} above {best} ({best_mse:.4f}), "
+            f"the baseline best on validation, {where}; running {best} would forecast better",
             **facts,
         )
     if champion_mse is not None and config.require_beating_champion:
@@ -118,6 +134,8 @@ def decide(
             f"promoted: {shown} beats champion {champion.version} ({champion_mse:.4f}) and the "
             f"last value ({last_value_mse:.4f}) {where}"
         )
+    if best_mse is not None:
+        reason += f"; the baseline best on validation, {best}, has {best_mse:.4f}"
     return GateDecision(True, reason, **facts)
 
 

@@ -55,7 +55,9 @@ def split_zone(stamps: pd.Series) -> tuple[pd.Series, str | None]:
 
 def held_in_utc(freq: str) -> bool:
     """Whether tz-aware timestamps at ``freq`` are held as UTC (else as wall-clock time)."""
-    return isinstance(pd.tseries.frequencies.to_offset(freq), pd.offsets.Tick)
+    offset = pd.tseries.frequencies.to_offset(freq)
+    # a day is a calendar day, held as wall-clock time (pandas 2 counts it among the fixed ticks)
+    return isinstance(offset, pd.offsets.Tick) and not isinstance(offset, pd.offsets.Day)
 
 
 def wall_clock(utc: pd.Series, zone: str) -> pd.Series:

@@ -63,10 +63,9 @@ def infer_frequency(
             index = pd.DatetimeIndex(group["t"])
             if utc_zone is not None:
                 index = index.tz_localize("UTC").tz_convert(utc_zone)
-            with pd.option_context("future.infer_freq_returns_offset", True):
-                offset = pd.infer_freq(index)
-            if offset is not None:
-                votes[offset.freqstr] += 1
+            inferred = pd.infer_freq(index)
+            if inferred is not None:
+                votes[pd.tseries.frequencies.to_offset(inferred).freqstr] += 1
     if not votes:
         raise DataValidationError(
             "regular_frequency",

@@ -1,0 +1,140 @@
+"""The statistical peers (statsforecast) as baselines, and the gate that knows the best baseline."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+from statsforecast.models import AutoETS, AutoTheta
+
+from fusioncast.baselines import LAST_VALUE, RIDGE
+from fusioncast.config import BaselineConfig, ModelConfig, PromotionConfig
+from fusioncast.contract import DataContract
+from fusioncast.evaluate import MODEL, evaluate_model
+from fusioncast.forecast import Forecaster
+from fusioncast.model import build_model
+from fusioncast.promotion import decide
+from fusioncast.split import TEST, split_by_time
+from fusioncast.state import prepare
+from fusioncast.statistical import AUTO_ETS, AUTO_THETA, statistical_forecasts
+from fusioncast.windows import gather_targets, window_origins
+
+CONTRACT = DataContract(series_id="sid", timestamp="t", target="y", numeric=(), text=(), freq="D")
+STEPS = 140
+
+
+def weekly(level: float, amplitude: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(STEPS)
+    shape = np.array([0.0, 1.0, 0.5, -0.5, -1.0, 2.0, -2.0])
+    return level + 0.02 * t + amplitude * shape[t % 7] + rng.normal(0, 0.05, STEPS)
+
+
+@pytest.fixture(scope="module")
+def seasonal():
+    """Two daily series with a strong weekly shape (one ten times the other's size) and an
+    untrained model: frame, forecaster, arrays."""
+    days = pd.date_range("2024-01-01", periods=STEPS, freq="D")
+    frame = pd.concat(
+        [
+            pd.DataFrame({"sid": "a", "t": days, "y": weekly(10, 1, 0)}),
+            pd.DataFrame({"sid": "b", "t": days, "y": weekly(200, 20, 1)}),
+        ],
+        ignore_index=True,
+    )
+    config = ModelConfig(lookback=7, horizon=3, numeric_units=4, hidden_units=4)
+    boundaries = split_by_time(frame, CONTRACT, train_fraction=0.6, validation_fraction=0.2)
+    state, arrays = prepare(frame, CONTRACT, boundaries, config)
+    return frame, Forecaster(build_model(state.spec), state), arrays
+
+
+def test_each_window_gets_the_model_fitted_on_the_whole_history_up_to_its_origin(seasonal):
+    frame, forecaster, arrays = seasonal
+    origins = window_origins(arrays, 7, 3, TEST)
+    got = statistical_forecasts(
+        arrays,
+        forecaster.scaler,
+        origins,
+        3,
+        season=7,
+        models=(AUTO_ETS, AUTO_THETA),
+        refit_every=1,
+    )
+    for name, kind in ((AUTO_ETS, AutoETS), (AUTO_THETA, AutoTheta)):
+        assert got[name].shape == (len(origins), 3)
+        for window in (0, len(origins) - 1):  # one window of each series
+            origin = origins[window]
+            sid = arrays.series_ids[arrays.row_series[origin]]
+            start = arrays.offsets[arrays.row_series[origin]]
+            # fitted on the original values from the series' first step to the origin
+            history = frame.loc[frame["sid"] == sid, "y"].to_numpy()[: origin - start + 1]
+            expected = kind(season_length=7).forecast(y=history, h=3)["mean"]
+            scaled = forecaster.scaler.scale_target(expected[None, :], np.array([sid]))
+            # the arrays hold the scaled target as float32: equal to float32 precision
+            np.testing.assert_allclose(got[name][window], scaled[0], atol=1e-4)
+
+
+def test_fitted_once_the_model_runs_forward_and_stays_close_to_refitting(seasonal):
+    _, forecaster, arrays = seasonal
+    origins = window_origins(arrays, 7, 3, TEST)
+    actual = gather_targets(arrays, origins, 3)
+    kwargs = dict(season=7, models=(AUTO_ETS,))
+    every = statistical_forecasts(arrays, forecaster.scaler, origins, 3, refit_every=1, **kwargs)
+    once = statistical_forecasts(arrays, forecaster.scaler, origins, 3, refit_every=10**6, **kwargs)
+    assert not np.allclose(every[AUTO_ETS], once[AUTO_ETS])  # the parameters were not refitted
+    error_every = np.mean((every[AUTO_ETS] - actual) ** 2)
+    error_once = np.mean((once[AUTO_ETS] - actual) ** 2)
+    assert error_once < 1.5 * error_every
+
+
+def test_too_short_a_history_falls_back_to_the_last_value(seasonal):
+    _, forecaster, arrays = seasonal
+    origins = np.array([1, 2])  # two and three observations of series "a"
+    got = statistical_forecasts(
+        arrays, forecaster.scaler, origins, 3, season=7, models=(AUTO_ETS,), refit_every=1
+    )
+    last = arrays.numeric[origins, 0][:, None]
+    np.testing.assert_allclose(got[AUTO_ETS], np.repeat(last, 3, axis=1), rtol=1e-6)
+
+
+def test_the_evaluation_scores_the_peers_on_test_and_validation(seasonal):
+    _, forecaster, arrays = seasonal
+    evaluation = evaluate_model(forecaster, arrays, season=7)
+    summary = evaluation.summary().set_index("model")["mse"]
+    # on a clean weekly shape the peers beat the last value by far, on both splits
+    for name in (AUTO_ETS, AUTO_THETA):
+        assert summary[name] < 0.25 * summary[LAST_VALUE]
+        assert evaluation.validation_mse[name] < 0.25 * evaluation.validation_mse[LAST_VALUE]
+    assert evaluation.best_baseline in (AUTO_ETS, AUTO_THETA, "seasonal_naive", RIDGE)
+    assert set(evaluation.validation_mse) >= {MODEL, LAST_VALUE, AUTO_ETS, AUTO_THETA}
+    only_theta = evaluate_model(
+        forecaster, arrays, season=7, baselines=BaselineConfig(statistical=("auto_theta",))
+    )
+    assert AUTO_ETS not in set(only_theta.metrics["model"])
+
+
+def _with(evaluation, model_forecast, best_forecast):
+    forecasts = dict(evaluation.forecasts, **{MODEL: model_forecast, RIDGE: best_forecast})
+    validation = {name: 1.0 for name in evaluation.validation_mse}
+    validation[RIDGE] = 0.1  # the ridge is the baseline best on validation
+    return dataclasses.replace(evaluation, forecasts=forecasts, validation_mse=validation)
+
+
+def test_the_gate_keeps_out_a_model_well_behind_the_best_baseline(seasonal):
+    frame, forecaster, arrays = seasonal
+    evaluation = evaluate_model(forecaster, arrays, season=7, ablations=False)
+    actual, scaler = evaluation.actual, forecaster.scaler
+    # one standard deviation of each window's series: errors of 0.3 and 0.1 on the scaled target
+    spread = np.array([scaler.stats[str(s)]["y"][1] for s in evaluation.series])[:, None]
+    behind = _with(evaluation, actual + 0.3 * spread, actual + 0.1 * spread)
+    decision = decide(behind, scaler, frame, None)
+    assert not decision.promote
+    assert decision.best_baseline == RIDGE and "ridge" in decision.reason
+    assert decision.candidate_mse > 1.05 * decision.best_baseline_mse
+    # the check can be turned off, and a model within the margin passes it
+    off = decide(behind, scaler, frame, None, PromotionConfig(best_baseline_margin=None))
+    assert off.promote
+    close = _with(evaluation, actual + 0.1 * spread, actual + 0.099 * spread)
+    assert decide(close, scaler, frame, None).promote
