@@ -261,8 +261,9 @@ class PrefectStack:
             workspace={"root": str(self.workdir)},
             model=TINY_MODEL,
             training=TINY_TRAINING,
-            # Two short epochs need not beat the last value; the first model is promoted anyway.
-            promotion={"require_beating_last_value": False},
+            # Two short epochs need not beat the last value nor the statistical peers; the first
+            # model is promoted anyway.
+            promotion={"require_beating_last_value": False, "best_baseline_margin": None},
         ).model_dump(mode="json")
         parameters.update(changes)
         return {"parameters": parameters}

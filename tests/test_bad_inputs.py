@@ -39,6 +39,8 @@ LOOKBACK, HORIZON = 14, 7
 SERIES = ["S01-bakery", "S01-dairy", "S02-bakery", "S02-dairy"]
 DAYS = 120  # 2023-01-02 .. 2023-05-01 per series
 TRAINING = {"epochs": 1, "batch_size": 64, "steps_per_epoch": 2, "patience": 1}
+# A model trained for seconds need not come near the statistical peers to be published.
+PROMOTION = {"best_baseline_margin": None}
 
 
 def base_frame() -> pd.DataFrame:
@@ -85,7 +87,9 @@ def workspace(prefect_server, tmp_path_factory, tiny_model_settings) -> Workspac
     root = tmp_path_factory.mktemp("corpus")
     data = root / "data.parquet"
     base_frame().to_parquet(data, index=False)
-    params = params_file(root, {"model": tiny_model_settings, "training": TRAINING})
+    params = params_file(
+        root, {"model": tiny_model_settings, "training": TRAINING, "promotion": PROMOTION}
+    )
     args = ["--data", str(data), "--workdir", str(root / "out"), "--params", str(params)]
     assert main(["retrain", *args]) == 0
     space = Workspace(root, data)
@@ -503,7 +507,12 @@ def test_hourly_data_across_the_end_of_daylight_saving_continues_in_its_zone(
     frame = base_frame().assign(date=np.tile(stamps, len(SERIES)))
     data = write(frame, tmp_path / "input.parquet")
     hourly = {**DEMO_CONTRACT.model_dump(mode="json"), "freq": None}  # inferred
-    params = {"model": tiny_model_settings, "training": TRAINING, "contract": hourly}
+    params = {
+        "model": tiny_model_settings,
+        "training": TRAINING,
+        "promotion": PROMOTION,
+        "contract": hourly,
+    }
     args = ["--data", str(data), "--workdir", str(tmp_path / "out")]
     outcome = run(["retrain", *args, "--params", str(params_file(tmp_path, params))])
     forecasts = pd.read_parquet(outcome["forecasts_path"])
@@ -597,7 +606,9 @@ def test_retrain_on_bad_data_registers_nothing(workspace, tmp_path, capfd, tiny_
     from fusioncast.flows.cli import main
 
     data = nan_target(base_frame(), tmp_path / "input.parquet")
-    params = params_file(tmp_path, {"model": tiny_model_settings, "training": TRAINING})
+    params = params_file(
+        tmp_path, {"model": tiny_model_settings, "training": TRAINING, "promotion": PROMOTION}
+    )
     models, forecasts = workspace.digests()
     capfd.readouterr()
     status = main(

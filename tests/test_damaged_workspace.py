@@ -30,6 +30,8 @@ from fusioncast.registry import ModelRegistry, sha256_of
 pytestmark = pytest.mark.slow
 
 TRAINING = {"epochs": 1, "batch_size": 64, "steps_per_epoch": 2, "patience": 1}
+# A model trained for seconds need not come near the statistical peers to be published.
+PROMOTION = {"best_baseline_margin": None}
 
 
 @dataclass
@@ -76,7 +78,9 @@ def trained(prefect_server, tmp_path_factory, tiny_model_settings) -> Trained:
     frame = generate_demo_frame(n_stores=2, n_categories=2, n_days=120, seed=1)
     frame.to_parquet(data, index=False)
     params = root / "params.json"
-    params.write_text(json.dumps({"model": tiny_model_settings, "training": TRAINING}))
+    params.write_text(
+        json.dumps({"model": tiny_model_settings, "training": TRAINING, "promotion": PROMOTION})
+    )
     out = root / "out"
     args = ["--data", str(data), "--params", str(params), "--workdir", str(out)]
     assert main(["retrain", *args]) == 0

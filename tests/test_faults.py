@@ -126,7 +126,7 @@ def test_two_retrains_at_the_same_time_leave_a_consistent_registry(
             {
                 "model": tiny_model_settings,
                 "training": TRAINING,
-                "promotion": {"require_beating_last_value": False},
+                "promotion": {"require_beating_last_value": False, "best_baseline_margin": None},
             }
         )
     )
@@ -174,7 +174,7 @@ def test_a_killed_retrain_rerun_with_another_model_size_starts_fresh(
 
     def retrain(name: str, model: dict, training: dict, **popen) -> subprocess.Popen:
         params = tmp_path / f"{name}.json"
-        promotion = {"require_beating_last_value": False}
+        promotion = {"require_beating_last_value": False, "best_baseline_margin": None}
         params.write_text(
             json.dumps({"model": model, "training": training, "promotion": promotion})
         )

@@ -138,3 +138,43 @@ def test_the_gate_keeps_out_a_model_well_behind_the_best_baseline(seasonal):
     assert off.promote
     close = _with(evaluation, actual + 0.1 * spread, actual + 0.099 * spread)
     assert decide(close, scaler, frame, None).promote
+
+
+def test_the_statistical_skip_starts_at_the_peers_forecast_from_the_whole_history(
+    seasonal, tmp_path
+):
+    frame, _, _ = seasonal
+    config = ModelConfig(
+        lookback=7, horizon=3, numeric_units=4, hidden_units=4, linear_skip="statistical"
+    )
+    boundaries = split_by_time(frame, CONTRACT, train_fraction=0.6, validation_fraction=0.2)
+    state, arrays = prepare(frame, CONTRACT, boundaries, config)
+    origins = window_origins(arrays, 7, 3, TEST)
+    actual = gather_targets(arrays, origins, 3)
+    # the mean of AutoETS and AutoTheta, fitted on the training steps and run forward
+    assert arrays.prior.shape == (arrays.n_rows, 3)
+    prior_mse = np.mean((arrays.prior[origins] - actual) ** 2)
+    last_mse = np.mean((arrays.numeric[origins, 0][:, None] - actual) ** 2)
+    assert prior_mse < 0.05 * last_mse
+    # an untrained model forecasts the prior; saved and loaded, it still does
+    forecaster = Forecaster(build_model(state.spec), state)
+    median = forecaster.predict_windows(arrays, origins)[..., 1]
+    np.testing.assert_allclose(median, arrays.prior[origins], atol=1e-4)
+    forecaster.save(tmp_path)
+    loaded = Forecaster.load(tmp_path)
+    np.testing.assert_allclose(loaded.predict_windows(arrays, origins)[..., 1], median, atol=1e-6)
+
+
+def test_the_prior_at_an_origin_does_not_see_the_steps_after_it(seasonal):
+    frame, _, _ = seasonal
+    config = ModelConfig(lookback=7, horizon=3, linear_skip="statistical")
+    boundaries = split_by_time(frame, CONTRACT, train_fraction=0.6, validation_fraction=0.2)
+    _, arrays = prepare(frame, CONTRACT, boundaries, config)
+    changed = frame.copy()
+    later = changed["t"] > changed["t"].iloc[120]  # test steps only
+    changed.loc[later, "y"] *= 3.0
+    _, arrays_changed = prepare(changed, CONTRACT, boundaries, config)
+    rows = np.flatnonzero(arrays.timestamps <= changed["t"].iloc[120])
+    np.testing.assert_allclose(arrays_changed.prior[rows], arrays.prior[rows], rtol=1e-5)
+    after = np.flatnonzero(arrays.timestamps > changed["t"].iloc[125])
+    assert not np.allclose(arrays_changed.prior[after], arrays.prior[after])

@@ -38,7 +38,7 @@ class ModelConfig(BaseModel):
     min_token_count: int = Field(
         2, ge=1, description="A word must appear this often in training text."
     )
-    linear_skip: Literal["none", "zeros", "ridge", "ridge_normalised"] = Field(
+    linear_skip: Literal["none", "zeros", "ridge", "ridge_normalised", "statistical"] = Field(
         "none",
         description=(
             "Add linear forecasts from the target history (the network then learns a residual "
@@ -46,7 +46,8 @@ class ModelConfig(BaseModel):
             "training windows, on the lookback and on the lookback minus its last value, their "
             "penalties and mix chosen on validation windows); ridge_normalised (starts at the "
             "ridge on the lookback minus its last value alone, its penalty chosen on validation "
-            "windows)."
+            "windows); statistical (starts at the mean of statsforecast's AutoETS and AutoTheta "
+            "forecasts from the series' whole history up to the origin, beyond the lookback)."
         ),
     )
     linear_skip_trainable: bool = Field(

@@ -201,6 +201,38 @@ class LinearSkip(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
+class PriorSkip(keras.layers.Layer):
+    """A forecast made outside the network, added to the median forecast in window units.
+
+    Inputs: ``[prior [B, H], location [B, 1], scale [B, 1]]`` (the forecast on the scaled target,
+    the window's location and spread). Output ``[B, H, Q]``: ``(prior - location) / scale`` in the
+    median channel, zero elsewhere; no weights. With the network's output at zero (its initial
+    state) the model forecasts the prior.
+    """
+
+    def __init__(self, n_outputs: int = 1, median_index: int = 0, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.n_outputs = n_outputs
+        self.median_index = median_index
+
+    def call(self, inputs):
+        prior, location, scale = inputs
+        relative = (prior - location) / scale
+        selector = ops.one_hot(self.median_index, self.n_outputs, dtype=relative.dtype)
+        return ops.expand_dims(relative, -1) * selector
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[0], self.n_outputs)
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "n_outputs": self.n_outputs,
+            "median_index": self.median_index,
+        }
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class MonotoneQuantiles(keras.layers.Layer):
     """Turns raw outputs ``[B, H, Q]`` into quantiles that never cross.
 

@@ -16,7 +16,9 @@ adds its own zero-initialised correction to the output grid, gated off for windo
 so a window whose text is missing gets exactly the numeric model's forecast.
 Optionally (``linear_skip``) linear forecasts from the target history are added to the median
 before that, so the network learns a residual to a linear forecaster (ridges on the lookback and
-on the lookback minus its last value, set by training).
+on the lookback minus its last value, set by training), or (``"statistical"``) the statistical
+forecast of input ``prior`` (:func:`fusioncast.statistical.prior_forecasts`), which sees the
+series' whole history.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from fusioncast.layers import (
     LinearSkip,
     MaskedAttentionPooling,
     MonotoneQuantiles,
+    PriorSkip,
     TextPresenceGate,
     TokenAndAgeEmbedding,
     WindowNormalization,
@@ -165,7 +168,14 @@ def build_model(spec: ModelSpec) -> keras.Model:
     raw = keras.layers.Reshape((horizon, len(quantiles)), name="output_grid")(raw)
     if corrections:
         raw = keras.layers.Add(name="text_corrections")([raw, *corrections])
-    if cfg.linear_skip != "none":
+    if cfg.linear_skip == "statistical":
+        prior = keras.Input((horizon,), name="prior")
+        inputs["prior"] = prior
+        skip = PriorSkip(len(quantiles), quantiles.index(0.5), name=LINEAR_SKIP)(
+            [prior, location, scale]
+        )
+        raw = keras.layers.Add(name="residual")([raw, skip])
+    elif cfg.linear_skip != "none":
         skip = LinearSkip(
             horizon,
             len(quantiles),

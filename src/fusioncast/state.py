@@ -20,6 +20,7 @@ from fusioncast.errors import DataValidationError
 from fusioncast.model import ModelSpec
 from fusioncast.scaling import SCALE_BOUND, SeriesScaler
 from fusioncast.split import TRAIN, SplitBoundaries
+from fusioncast.statistical import prior_forecasts
 from fusioncast.storage import read_json, write_json
 from fusioncast.tokenize import TextTokenizer
 from fusioncast.windows import SeriesArrays, build_arrays
@@ -95,6 +96,8 @@ class ForecastingState:
         arrays = build_arrays(
             frame, self.contract, self.scaler, self.encoder, self.tokenizers, boundaries
         )
+        if self.spec.config.linear_skip == "statistical":
+            arrays.prior = prior_forecasts(arrays, self.scaler, self.spec.config)
         if boundaries is not None and (error := self.out_of_scale(arrays)[1]) is not None:
             raise error
         return arrays

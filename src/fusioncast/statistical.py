@@ -19,7 +19,9 @@ import warnings
 
 import numpy as np
 
+from fusioncast.config import ModelConfig
 from fusioncast.scaling import SeriesScaler
+from fusioncast.split import TRAIN
 from fusioncast.windows import SeriesArrays
 
 AUTO_ETS = "auto_ets"
@@ -102,3 +104,77 @@ def _one_series(
                 fitted, forecast = None, np.full(horizon, y[-1])
             forecasts[i] = forecast
     return forecasts
+
+
+#: The models whose mean is the prior of ``linear_skip="statistical"``.
+PRIOR_MODELS = (AUTO_ETS, AUTO_THETA)
+_SEASON_BY_HOURS = ((1, 24), (24, 7), (24 * 7, 52), (24 * 30.4, 12), (24 * 91.3, 4))
+
+
+def season_of(timestamps: np.ndarray, offsets: np.ndarray) -> int:
+    """The season length of the data's typical step: hourly 24, daily 7, weekly 52, monthly 12,
+    quarterly 4 (1: none of those)."""
+    bounds = zip(offsets[:-1], offsets[1:], strict=True)
+    steps = [np.diff(timestamps[a:b]) for a, b in bounds if b > a + 1]
+    if not steps:
+        return 1
+    hours = float(np.median(np.concatenate(steps)) / np.timedelta64(1, "h"))
+    for step, season in _SEASON_BY_HOURS:
+        if abs(hours - step) <= 0.05 * step:
+            return season
+    return 1
+
+
+def prior_forecasts(arrays: SeriesArrays, scaler: SeriesScaler, config: ModelConfig) -> np.ndarray:
+    """float32 ``[N, H]``: from each row as origin, the mean of :data:`PRIOR_MODELS`' forecasts of
+    the scaled target, made from the series' whole history up to that row.
+
+    Each series' models are selected and fitted once, on its training rows (every row when the
+    arrays have no split: forecasting), and run forward to each origin (the state updated, the
+    parameters kept). Rows without a full lookback behind them, which are no window's origin, and
+    fits that fail hold the last value.
+    """
+    horizon, lookback = config.horizon, config.lookback
+    season = season_of(arrays.timestamps, arrays.offsets)
+    series_of_row = arrays.series_ids[arrays.row_series]
+    values = scaler.inverse_target(arrays.numeric[:, 0].astype(np.float64), series_of_row)
+    out = np.repeat(values[:, None], horizon, axis=1)
+    for s in range(len(arrays.series_ids)):
+        start, stop = int(arrays.offsets[s]), int(arrays.offsets[s + 1])
+        history = values[start:stop]
+        fitted_on = stop - start
+        if arrays.split is not None:
+            fitted_on = int((arrays.split[start:stop] == TRAIN).sum())  # they come first
+        ends = np.arange(lookback - 1, stop - start)
+        if len(ends) == 0:
+            continue
+        forecasts = [
+            _forward_each(history, fitted_on, ends, horizon, name, season) for name in PRIOR_MODELS
+        ]
+        out[start + ends] = np.mean(forecasts, axis=0)
+    scaled = scaler.scale_target(out, series_of_row)
+    return scaled.astype(np.float32)
+
+
+def _forward_each(
+    history: np.ndarray, fitted_on: int, ends: np.ndarray, horizon: int, name: str, season: int
+) -> np.ndarray:
+    """Forecasts ``[len(ends), H]`` of the model fitted on ``history[:fitted_on]``, run forward
+    to each of ``ends``; the last value where the fit or a forward run fails."""
+    last = np.repeat(history[ends][:, None], horizon, axis=1)
+    train = history[:fitted_on]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            fitted = _model(name, season if len(train) >= 2 * season else 1).fit(train)
+        except Exception:  # noqa: BLE001 - too short a history for the model: the last value
+            return last
+        out = last.copy()
+        for i, end in enumerate(ends):
+            try:
+                forecast = fitted.forward(y=history[: end + 1], h=horizon)["mean"]
+            except Exception:  # noqa: BLE001
+                continue
+            if np.all(np.isfinite(forecast)):
+                out[i] = forecast
+    return out

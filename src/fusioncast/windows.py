@@ -50,6 +50,9 @@ class SeriesArrays:
     static: np.ndarray  # int32 [S, C_static]
     text: list[TextArrays]
     split: np.ndarray | None = None  # int8 [N]: TRAIN, VALIDATION or TEST
+    #: float32 [N, H]: a statistical forecast of the scaled target from each row as origin
+    #: (:func:`fusioncast.statistical.prior_forecasts`), for ``linear_skip="statistical"``
+    prior: np.ndarray | None = None
 
     @property
     def n_rows(self) -> int:
@@ -131,7 +134,8 @@ def gather_inputs(
 ) -> dict[str, np.ndarray]:
     """Model inputs of the windows ending at ``origins``.
 
-    Returns ``numeric [B, L, F]``, ``static_i [B, 1]``, ``dynamic_i [B, L]`` and for each text
+    Returns ``numeric [B, L, F]``, ``static_i [B, 1]``, ``dynamic_i [B, L]``, ``prior [B, H]``
+    when the arrays hold statistical forecasts, and for each text
     feature ``text_i_tokens [B, T]`` (the begin marker, then the most recent tokens of the
     lookback in time order, right-padded with 0) and ``text_i_age [B, T]`` (steps between each
     token's step and the origin; ``lookback`` for the marker and padding). ``text_origins`` takes
@@ -140,6 +144,8 @@ def gather_inputs(
     """
     steps = origins[:, None] + np.arange(-lookback + 1, 1)
     inputs = {"numeric": arrays.numeric[steps]}
+    if arrays.prior is not None:
+        inputs["prior"] = arrays.prior[origins]
     for i in range(arrays.static.shape[1]):
         inputs[f"static_{i}"] = arrays.static[arrays.row_series[origins], i][:, None]
     for i in range(arrays.dynamic.shape[1]):
