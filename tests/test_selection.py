@@ -3,6 +3,8 @@ settings chosen, ties to the earlier, and the ``select`` command end to end."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 
 import numpy as np
@@ -13,7 +15,7 @@ from fusioncast.backtest import Fold
 from fusioncast.config import BacktestConfig, BaselineConfig, ModelConfig, TrainingConfig
 from fusioncast.contract import MetricColumn as M
 from fusioncast.demo import DEMO_CONTRACT as C
-from fusioncast.demo import generate_demo_frame
+from fusioncast.demo import generate_demo_frame, write_demo_dataset
 from fusioncast.errors import ConfigError
 from fusioncast.parameters import SelectParameters
 from fusioncast.presets import PRESETS
@@ -218,3 +220,59 @@ def test_the_better_settings_are_chosen_without_reading_the_test_steps(frame):
     pd.testing.assert_frame_equal(absurd.scores, expected)
     pd.testing.assert_frame_equal(absurd.baseline_scores, selection.baseline_scores)
     assert absurd.folds == selection.folds
+
+
+# -- the command ---------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_select_prints_the_choice_and_writes_its_report(prefect_server, tmp_path):
+    """(Not capsys: the flow run sets up Prefect's console logging on the stream it finds, which
+    must outlive the test; the server logs to it when it stops.)"""
+    from fusioncast.flows.cli import main
+
+    data = write_demo_dataset(tmp_path / "data", n_stores=1, n_categories=2, n_days=160, seed=2)
+    params = tmp_path / "params.json"
+    params.write_text(
+        json.dumps(
+            {
+                "model": TINY_MODEL,
+                "training": {k: v for k, v in TINY_TRAINING.items() if k != "epochs"},
+                "baselines": {"statistical": []},
+                "validation": {"data_docs": False},
+            }
+        )
+    )
+    workdir = tmp_path / "out"
+    argv = ["select", "--data", str(data), "--workdir", str(workdir), "--params", str(params)]
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        status = main([*argv, "--epochs", "2", "--folds", "1", "--candidates", "default"])
+    out = printed.getvalue()
+    assert status == 0, out
+    line = next(line for line in out.splitlines() if line.startswith("selected: "))
+    report = json.loads(next(workdir.glob("reports/*/selection.json")).read_text())
+    assert report["chosen"] == "default" and report["candidates"] == ["default"]
+    mean = report["mean_mse"]["default"]
+    assert line == (
+        f"selected: default (mean fold MSE {mean:.4f}; best baseline "
+        f"{report['best_baseline']} {report['best_baseline_mean_mse']:.4f})"
+    )
+    table = pd.read_parquet(next(workdir.glob("reports/*/selection.parquet")))
+    assert list(table["candidate"]) == ["default"] and list(table["fold"]) == [0]
+    assert table["mse"].iloc[0] == pytest.approx(mean)
+    assert f"selection written to {workdir}" in out
+    assert len(report["folds"]) == 1 and not list(workdir.glob("models/*"))
+
+
+def test_an_unknown_candidate_is_one_line_and_nothing_is_written(tmp_path, capfd):
+    from fusioncast.flows.cli import main
+
+    workdir = tmp_path / "out"
+    status = main(["select", "--workdir", str(workdir), "--candidates", "default,long-hourly"])
+    err = capfd.readouterr().err
+    assert status == 2
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith("fusioncast: ")]
+    assert len(lines) == 1 and "unknown candidate 'long-hourly'" in lines[0], err
+    assert "short-weekly" in lines[0]
+    assert not workdir.exists()
