@@ -11,6 +11,8 @@ from prefect.artifacts import create_table_artifact
 
 from fusioncast.config import BacktestConfig, BaselineConfig, ModelConfig, TrainingConfig
 from fusioncast.contract import DataContract
+from fusioncast.contract import MetricColumn as M
+from fusioncast.evaluate import MODEL
 from fusioncast.selection import (
     SELECTION_REPORT,
     SELECTION_TABLE,
@@ -77,7 +79,16 @@ def plan_selection(
 def selection_trial(
     history: pd.DataFrame, contract: DataContract, trial: Trial, freq: str | None
 ) -> pd.DataFrame:
-    return run_trial(history, contract, trial, freq)
+    scores = run_trial(history, contract, trial, freq)
+    model = scores[scores[M.MODEL] == MODEL]
+    get_run_logger().info(
+        "fold %d (origin %s), %s: MSE %.4f",
+        trial.fold.index,
+        trial.fold.origin.date(),
+        ", ".join(trial.candidates),
+        float(model[M.MSE].iloc[0]),
+    )
+    return scores
 
 
 @task(name="choose-settings")
