@@ -1,4 +1,4 @@
-"""Command line: ``fusioncast demo | retrain | forecast | quickstart | backtest | models``.
+"""Command line: ``fusioncast demo | retrain | forecast | quickstart | backtest | select | models``.
 
 Errors a user can cause (bad data, bad parameters, missing model) print one clear line and exit
 with status 2; they never show a traceback.
@@ -44,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
         ("forecast", "forecast with the registered champion (no training)"),
         ("quickstart", "write the demo dataset, then retrain on it"),
         ("backtest", "replay past forecast origins (rolling-origin evaluation), concurrently"),
+        ("select", "choose settings (a preset or the defaults) on past origins before the test"),
     ):
         # No defaults here: a flag left out takes the --params file's value, else the default of
         # the parameters model; a flag that contradicts the file is refused (_merge).
@@ -57,8 +58,14 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--params", type=Path, help="JSON file of the flow's parameters")
         if name != "forecast":
             command.add_argument("--epochs", type=int, help="override training.epochs")
-        if name == "backtest":
+        if name in ("backtest", "select"):
             command.add_argument("--folds", type=int, help="override backtest.n_folds")
+        if name == "select":
+            command.add_argument(
+                "--candidates",
+                type=_names,
+                help="comma-separated presets and 'default' to compare (override candidates)",
+            )
         if name == "forecast":
             command.add_argument("--model-version", help="registry version (default: champion)")
     models = commands.add_parser("models", help="list, promote or roll back registry versions")
@@ -140,7 +147,14 @@ def _retrain_parameters(args: argparse.Namespace, kind=None):
     flags = {("training", "epochs"): args.epochs}
     if getattr(args, "folds", None) is not None:
         flags[("backtest", "n_folds")] = args.folds
+    if getattr(args, "candidates", None) is not None:
+        flags[("candidates",)] = args.candidates
     return (kind or RetrainParameters).model_validate(_payload(args, flags))
+
+
+def _names(text: str) -> list[str]:
+    """``a,b`` as ``["a", "b"]`` (blanks around a name dropped)."""
+    return [name.strip() for name in text.split(",") if name.strip()]
 
 
 def _forecast_parameters(args: argparse.Namespace):
@@ -232,6 +246,19 @@ def run(argv: list[str] | None = None) -> dict[str, str]:
 
         outcome = backtest(_retrain_parameters(args, BacktestParameters))
         print(f"backtest metrics written to {outcome['metrics_path']}")
+        return outcome
+    if args.command == "select":
+        from fusioncast.parameters import SelectParameters
+
+        parameters = _retrain_parameters(args, SelectParameters)  # checked before Prefect loads
+        from fusioncast.flows.selection import select
+
+        outcome = select(parameters)
+        print(
+            f"selected: {outcome['chosen']} (mean fold MSE {outcome['mean_mse']}; "
+            f"best baseline {outcome['best_baseline']} {outcome['best_baseline_mse']})"
+        )
+        print(f"selection written to {outcome['table']} and {outcome['report']}")
         return outcome
     if args.command in ("retrain", "quickstart"):
         parameters = _retrain_parameters(args)

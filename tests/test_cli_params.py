@@ -31,7 +31,7 @@ BAD_FILES = {
 }
 
 
-@pytest.mark.parametrize("command", ["retrain", "forecast", "backtest", "quickstart"])
+@pytest.mark.parametrize("command", ["retrain", "forecast", "backtest", "select", "quickstart"])
 @pytest.mark.parametrize("case", list(BAD_FILES))
 def test_a_bad_params_file_is_one_line_naming_the_file(case, command, tmp_path, capfd):
     from fusioncast.flows.cli import main

@@ -128,3 +128,14 @@ class MetricColumn:
     def coverage(percent: int) -> str:
         """Column of the share of actual values inside the central ``percent`` % interval."""
         return f"coverage_{percent}"
+
+
+class SelectionColumn:
+    """Columns of ``selection.parquet`` (``fusioncast select``): one row per candidate and fold."""
+
+    CANDIDATE = "candidate"  # a preset's name, or "default"
+    FOLD = MetricColumn.FOLD
+    ORIGIN = MetricColumn.ORIGIN
+    MSE = MetricColumn.MSE  # the candidate's MSE on the fold's horizon, z-scored target
+    N_WINDOWS = MetricColumn.N_WINDOWS  # windows (one per series) the fold's MSE is over
+    BEST_BASELINE_MSE = "best_baseline_mse"  # the selection's best baseline, on the same fold

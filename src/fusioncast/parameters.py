@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from fusioncast.config import (
     BacktestConfig,
@@ -17,7 +17,8 @@ from fusioncast.config import (
 )
 from fusioncast.contract import DataContract
 from fusioncast.demo import DEMO_CONTRACT
-from fusioncast.presets import PRESETS, apply_preset
+from fusioncast.errors import ConfigError
+from fusioncast.presets import CANDIDATES, PRESETS, apply_preset, candidate
 
 PresetName = Literal[tuple(PRESETS)]
 
@@ -114,3 +115,39 @@ class BacktestParameters(_RunParameters):
     backtest: BacktestConfig = Field(
         default_factory=BacktestConfig, description="Folds: how many origins, how far apart."
     )
+
+
+class SelectParameters(_RunParameters):
+    """Parameters of the ``select`` flow: which settings to compare over rolling origins before
+    the test split. The ``model`` and ``training`` fields given here apply to every candidate,
+    over the preset's, as they would in a ``retrain`` with that preset."""
+
+    backtest: BacktestConfig = Field(
+        default_factory=BacktestConfig,
+        description="Folds: how many origins, how far apart (all before the test split).",
+    )
+    candidates: tuple[str, ...] = Field(
+        CANDIDATES,
+        min_length=1,
+        description=(
+            "Settings to compare, in order (a tie goes to the earlier): preset names, and "
+            "'default' for the model and training defaults."
+        ),
+    )
+
+    @field_validator("preset")
+    @classmethod
+    def _no_preset(cls, value: str | None) -> str | None:
+        if value is not None:
+            raise ValueError("select chooses the preset: name the presets to compare in candidates")
+        return value
+
+    @field_validator("candidates")
+    @classmethod
+    def _known_candidates(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            try:
+                candidate(name)
+            except ConfigError as error:
+                raise ValueError(str(error)) from None
+        return tuple(dict.fromkeys(value))  # each once, in the order given

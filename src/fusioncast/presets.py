@@ -61,12 +61,27 @@ for _name in ("short-monthly", "short-weekly", "short-daily"):
         "training": PRESETS[_name]["training"],
     }
 
+#: The settings without a preset (the model and training defaults), as ``fusioncast select``
+#: names them beside the presets.
+NO_PRESET = "default"
+#: What ``fusioncast select`` compares unless told otherwise, in order (ties go to the earlier).
+CANDIDATES: tuple[str, ...] = (NO_PRESET, *PRESETS)
+
 
 def preset(name: str) -> dict[str, dict[str, Any]]:
     """A copy of the preset's ``{"model": {...}, "training": {...}}`` fields."""
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; the presets are {', '.join(sorted(PRESETS))}")
     return {section: dict(fields) for section, fields in PRESETS[name].items()}
+
+
+def candidate(name: str) -> dict[str, dict[str, Any]]:
+    """The fields a candidate of ``fusioncast select`` sets: a preset's, or none for ``default``."""
+    if name == NO_PRESET:
+        return {"model": {}, "training": {}}
+    if name not in PRESETS:
+        raise ConfigError(f"unknown candidate {name!r}; the candidates are {', '.join(CANDIDATES)}")
+    return preset(name)
 
 
 def apply_preset(payload: dict[str, Any]) -> dict[str, Any]:
