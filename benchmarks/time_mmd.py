@@ -61,8 +61,16 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from fusioncast.baselines import baseline_forecasts  # noqa: E402
-from fusioncast.config import ModelConfig, TrainingConfig  # noqa: E402
+from fusioncast.config import BacktestConfig, BaselineConfig, ModelConfig, TrainingConfig  # noqa: E402
+from fusioncast.contract import DataContract  # noqa: E402
 from fusioncast.presets import preset  # noqa: E402
+from fusioncast.selection import (  # noqa: E402
+    candidate_settings,
+    choose,
+    plan_trials,
+    run_trial,
+    selection_folds,
+)
 from fusioncast.split import TEST, VALIDATION, split_at  # noqa: E402
 from fusioncast.state import ForecastingState  # noqa: E402
 from fusioncast.state import prepare as prepare_state  # noqa: E402
@@ -105,6 +113,17 @@ BASELINES = {
 #: at its first origin; AutoARIMA takes most of a minute per fit at season 52 on 2 cores).
 REFIT_EVERY = {AUTO_ETS: 10, AUTO_THETA: 10, AUTO_ARIMA: None}
 SEASONS = {"monthly": 12, "weekly": 52, "daily": 7}
+
+#: ``--select``: per frequency, the presets the rolling-origin selection chooses among (its folds:
+#: :data:`SELECT_FOLDS` origins half a horizon apart, before the test split).
+SELECT = {
+    frequency: {
+        "text": ("report_fact",),
+        "select": (f"short-{frequency}", f"short-{frequency}-statistical"),
+    }
+    for frequency in ("monthly", "weekly", "daily")
+}
+SELECT_FOLDS = 4
 
 #: Settings per sampling frequency: the library's ``short-*`` presets (chosen on the validation
 #: split only: docs/selection.md) and the converted text column the model reads (those a domain
@@ -152,14 +171,7 @@ def prepare(
     text = tuple(c for c in settings["text"] if c in domain.contract.text)
     model = ModelConfig(lookback=protocol.lookback, horizon=horizon, **settings["model"])
     training = TrainingConfig(**settings["training"])
-    # Univariate protocol: the target only, no numeric covariates.
-    univariate = domain.with_text(text)
-    contract = univariate.contract.model_copy(update={"numeric": ()})
-    path = workdir / f"{domain.name}.parquet"
-    if not path.exists():
-        domain.write_parquet(path)
-    frame = read_dataset(path, contract)
-    frame = frame.sort_values(contract.timestamp, kind="stable").reset_index(drop=True)
+    contract, frame = load(domain, text, workdir)
     boundaries = mmtsf_boundaries(frame, contract)
     if nested:
         frame = frame[boundaries.labels(frame[contract.timestamp]) != TEST].reset_index(drop=True)
@@ -190,6 +202,38 @@ def prepare(
     for split in (VALIDATION, TEST):
         case.origins[split] = window_origins(arrays, protocol.lookback, horizon, split)
     return case
+
+
+def load(domain: Domain, text: tuple[str, ...], workdir: Path) -> tuple[DataContract, pd.DataFrame]:
+    """The univariate contract (the target and ``text``, no numeric covariates) and the domain's
+    frame through a Parquet round trip, sorted by date."""
+    contract = domain.with_text(text).contract.model_copy(update={"numeric": ()})
+    path = workdir / f"{domain.name}.parquet"
+    if not path.exists():
+        domain.write_parquet(path)
+    frame = read_dataset(path, contract)
+    return contract, frame.sort_values(contract.timestamp, kind="stable").reset_index(drop=True)
+
+
+def select_preset(
+    domain: Domain, horizon: int, names: tuple[str, ...], text: tuple[str, ...], workdir: Path
+) -> tuple[str, str]:
+    """The preset of ``names`` with the lowest mean MSE over :data:`SELECT_FOLDS` rolling origins
+    before the test split (:mod:`fusioncast.selection`; the test steps are dropped first), and a
+    line saying what each scored."""
+    contract, frame = load(domain, text, workdir)
+    end = mmtsf_boundaries(frame, contract).validation_end
+    history = frame[frame[contract.timestamp] <= end].reset_index(drop=True)
+    model = ModelConfig(lookback=domain.protocol.lookback, horizon=horizon)
+    candidates = candidate_settings(names, model, TrainingConfig())
+    folds = selection_folds(
+        history, contract, model, BacktestConfig(n_folds=SELECT_FOLDS, step=max(1, horizon // 2))
+    )
+    trials = plan_trials(candidates, folds, model, BaselineConfig(statistical=()))
+    scores = [run_trial(history, contract, trial, None) for trial in trials]
+    selection = choose(candidates, trials, scores)
+    means = ", ".join(f"{k} {v:.4f}" for k, v in selection.mean_mse.items())
+    return selection.chosen, f"{domain.name} h{horizon}: selected {selection.chosen} ({means})"
 
 
 def errors(predicted: np.ndarray, actual: np.ndarray) -> dict[str, float]:
@@ -319,8 +363,15 @@ def run_case(
     domain = convert_domain(data, name)
     workdir = workdir / f"{name}-h{horizon}"
     workdir.mkdir(parents=True, exist_ok=True)
-    case = prepare(domain, horizon, settings[domain.frequency], workdir, nested=nested)
+    chosen = settings[domain.frequency]
     base = {"domain": name, "frequency": domain.frequency, "horizon": horizon}
+    if "select" in chosen:  # the preset chosen by rolling origins before the test split
+        text = tuple(c for c in chosen["text"] if c in domain.contract.text)
+        name_chosen, line = select_preset(domain, horizon, chosen["select"], text, workdir)
+        log(line)
+        chosen = {"text": chosen["text"], **preset(name_chosen)}
+        base["preset"] = name_chosen
+    case = prepare(domain, horizon, chosen, workdir, nested=nested)
     records = []
     for row in run_baselines(case, splits):
         split = row.pop("split")
@@ -614,6 +665,15 @@ def docs_section(
         else f"{args.jobs} cases at once; fit times are per run, with the other processes "
         "competing for the cores, and noisy"
     )
+    chosen = ""
+    if getattr(args, "chosen", None):
+        chosen = (
+            f"Settings as a user would run them (`--select`): per domain and horizon, the preset "
+            f"with the lowest mean MSE over {SELECT_FOLDS} rolling origins half a horizon apart "
+            f"before the test split (`fusioncast.selection`), between `short-<frequency>` and "
+            f"`short-<frequency>-statistical`: {args.chosen}. The lookback is the protocol's. "
+        )
+    flag = " --select" if chosen else ""
     return f"""{SECTION} accuracy (`benchmarks/time_mmd.py`)
 
 The five Time-MMD domains of `../shared/data/time-mmd`, each converted from its raw folder into the
@@ -629,8 +689,8 @@ text*: trained and evaluated with each window given another window's text; *fusi
 removed*: the full model with every window's text removed at forecast time (a text feed that
 stopped).
 
-Command: `python benchmarks/time_mmd.py --seeds {args.seeds} --jobs {args.jobs} --write-docs`, wall
-time {wall / 60:.1f} min on the shared 2-core CPU machine ({concurrency}).
+Command: `python benchmarks/time_mmd.py --seeds {args.seeds} --jobs {args.jobs}{flag}
+--write-docs`, wall time {wall / 60:.1f} min on the shared 2-core CPU machine ({concurrency}).
 The baselines reproduce the reference figures of the protocol on the raw files (test MSE:
 Agriculture h6 last value 0.084; Energy h12 normalised ridge 0.081 vs 0.082; Health_US h12
 normalised ridge 1.035 vs 1.034; Traffic h6 normalised ridge 0.146 vs 0.144; Climate h12 last
@@ -647,8 +707,8 @@ reports start in November 2018 (none in its training span), Health_US's end in J
 test span, from 2019, has hardly any while most training windows have some), the other three
 cover all three spans in part.
 
-Model settings (all domains): {model}; text column `report_fact`. Training: {training}. These
-are the presets `short-monthly` and `short-weekly` (`fusioncast.presets`); how they were chosen,
+{chosen}Fixed settings (all domains): {model}; text column `report_fact`. Training: {training};
+the presets `short-monthly` and `short-weekly` (`fusioncast.presets`); how they were chosen,
 and what each earlier look at the test split showed, is in `docs/selection.md`."""
 
 
@@ -689,6 +749,12 @@ def main(argv: list[str] | None = None) -> None:
         "validation steps, validate on the end of the training steps (for choosing settings)",
     )
     parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument(
+        "--select",
+        action="store_true",
+        help="per domain and horizon, the preset chosen by rolling-origin selection before the "
+        "test split (short-<frequency> or its -statistical twin) instead of the fixed one",
+    )
     parser.add_argument("--write-docs", action="store_true")
     parser.add_argument(
         "--ledger",
@@ -715,7 +781,7 @@ def main(argv: list[str] | None = None) -> None:
             args.data,
             args.domains,
             args.seeds,
-            parse_overrides(args.overrides),
+            SELECT if args.select else parse_overrides(args.overrides),
             validation_only=args.validation_only,
             nested=args.nested,
             horizons=args.horizons,
@@ -734,6 +800,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.nested:
         label = "NESTED (scored on the validation steps, out of sample)"
     print(f"\n{label} split, {args.seeds} seeds, wall time {wall:.0f} s\n")
+    if "preset" in table:
+        chosen = table.dropna(subset=["preset"]).groupby(["domain", "horizon"])["preset"].first()
+        args.chosen = ", ".join(f"{d} h{h} {p}" for (d, h), p in chosen.items())
+        print(f"\npresets chosen by rolling-origin selection: {args.chosen}")
     text = markdown(summary, verdict)
     if split == VALIDATION:
         text = text.replace("test MSE", "val MSE").replace("test MAE", "val MAE")
@@ -741,7 +811,7 @@ def main(argv: list[str] | None = None) -> None:
     print()
     print(overall(verdict, "validation" if split == VALIDATION else "test"))
     if split == TEST and not args.nested and not args.from_json:  # a new look at the test split
-        digest = settings_hash(parse_overrides(args.overrides), args)
+        digest = settings_hash(SELECT if args.select else parse_overrides(args.overrides), args)
         argv = sys.argv[1:] if argv is None else argv
         append_to_ledger(ledger_row(verdict, args, digest, argv), args.ledger)
         print(f"\nrecorded this look at the test split (settings {digest}) in {args.ledger}")
