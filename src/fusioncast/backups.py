@@ -49,7 +49,7 @@ def fit_identity(
     parts = [arrays.offsets, arrays.timestamps, arrays.numeric, arrays.dynamic, arrays.static]
     parts += [arrays.split] if arrays.split is not None else []
     for text in arrays.text:
-        parts += [text.ids, text.offsets]
+        parts += text.content()
     for part in parts:
         digest.update(np.ascontiguousarray(part).view(np.uint8).ravel())
     return {

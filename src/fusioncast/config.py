@@ -7,7 +7,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class ModelConfig(BaseModel):
@@ -53,11 +53,21 @@ class ModelConfig(BaseModel):
     linear_skip_trainable: bool = Field(
         True, description="Whether training may move the linear skip's weights."
     )
-    text_encoder: Literal["lstm", "bag"] = Field(
+    text_encoder: Literal["lstm", "bag", "pretrained"] = Field(
         "lstm",
         description=(
             "lstm: an LSTM over the tokens before attention pooling; bag: attention pooling "
-            "straight over the token embeddings (a weighted bag of words, for little data)."
+            "straight over the token embeddings (a weighted bag of words, for little data); "
+            "pretrained: each step's text is one vector from the frozen sentence encoder in "
+            "pretrained_encoder, projected to text_units, then attention pooling over the steps."
+        ),
+    )
+    pretrained_encoder: str | None = Field(
+        None,
+        description=(
+            "Local directory of the frozen sentence encoder (tokenizer.json and "
+            "embeddings.safetensors, optionally encoder.json) read with "
+            "text_encoder='pretrained'; required then, refused otherwise. Nothing is downloaded."
         ),
     )
     text_dropout: float = Field(
@@ -81,6 +91,17 @@ class ModelConfig(BaseModel):
         if 0.5 not in value:
             raise ValueError("quantiles must include 0.5 (the point forecast)")
         return tuple(sorted(set(value)))
+
+    @model_validator(mode="after")
+    def _pretrained_encoder_given(self) -> ModelConfig:
+        if self.text_encoder == "pretrained" and not self.pretrained_encoder:
+            raise ValueError("text_encoder 'pretrained' needs pretrained_encoder (a directory)")
+        if self.text_encoder != "pretrained" and self.pretrained_encoder is not None:
+            raise ValueError(
+                f"pretrained_encoder is read only with text_encoder 'pretrained', not "
+                f"{self.text_encoder!r}"
+            )
+        return self
 
     @property
     def output_quantiles(self) -> tuple[float, ...]:

@@ -67,10 +67,16 @@ class Forecaster:
         self.state.save(Path(directory))
 
     @classmethod
-    def load(cls, directory: Path, version: str | None = None) -> Forecaster:
-        """The forecaster saved in ``directory``; the model loads without running stored code."""
+    def load(
+        cls, directory: Path, version: str | None = None, embedding_cache_root: Path | None = None
+    ) -> Forecaster:
+        """The forecaster saved in ``directory``; the model loads without running stored code.
+
+        ``embedding_cache_root``: the workspace whose cache of pretrained text embeddings to use.
+        """
         directory = Path(directory)
-        return cls(load_model(directory / MODEL_FILE), ForecastingState.load(directory), version)
+        state = ForecastingState.load(directory, embedding_cache_root)
+        return cls(load_model(directory / MODEL_FILE), state, version)
 
     def predict_windows(
         self,

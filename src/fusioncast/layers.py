@@ -58,6 +58,44 @@ class TokenAndAgeEmbedding(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
+class ProjectionAndAgeEmbedding(keras.layers.Layer):
+    """Trainable projection of frozen per-step text vectors plus an embedding of the step's age.
+
+    Inputs: ``[vectors [B, L, D], age [B, L]]`` (age: steps before the origin, ``max_age`` for a
+    step without text). Output: ``[B, L, output_dim]`` with mask ``age < max_age``, which the
+    attention pooling respects.
+    """
+
+    def __init__(self, max_age: int, output_dim: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.max_age = max_age
+        self.output_dim = output_dim
+        self.projection = keras.layers.Dense(output_dim, name="projection")
+        self.age_embedding = keras.layers.Embedding(max_age + 1, output_dim, name="age")
+
+    def build(self, input_shape) -> None:
+        vectors_shape, age_shape = input_shape
+        self.projection.build(vectors_shape)
+        self.age_embedding.build(age_shape)
+        self.built = True
+
+    def call(self, inputs):
+        vectors, age = inputs
+        age = ops.clip(age, 0, self.max_age)
+        return self.projection(vectors) + self.age_embedding(age)
+
+    def compute_mask(self, inputs, mask=None):
+        _, age = inputs
+        return ops.less(age, self.max_age)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[1], self.output_dim)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "max_age": self.max_age, "output_dim": self.output_dim}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class MaskedAttentionPooling(keras.layers.Layer):
     """Additive attention pooling over time that gives masked (padding) steps exactly zero weight.
 
@@ -116,6 +154,30 @@ class TextPresenceGate(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape[0]
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class StepPresenceGate(keras.layers.Layer):
+    """:class:`TextPresenceGate` for per-step text vectors: zeroes a branch's contribution
+    ``[B, H, Q]`` for every window none of whose steps has text.
+
+    Inputs: ``[contribution [B, H, Q], age [B, L]]``; a step without text has age ``max_age``.
+    """
+
+    def __init__(self, max_age: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.max_age = max_age
+
+    def call(self, inputs):
+        contribution, age = inputs
+        present = ops.cast(ops.any(ops.less(age, self.max_age), axis=-1), contribution.dtype)
+        return contribution * ops.reshape(present, (-1, 1, 1))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "max_age": self.max_age}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

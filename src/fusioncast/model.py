@@ -7,7 +7,10 @@ Branches:
   text (one branch per text feature): TokenAndAgeEmbedding (mask on padding) -> LSTM (returns
       sequences, mask kept) -> MaskedAttentionPooling; with ``text_encoder="bag"`` the LSTM is
       left out (attention pooling straight over the token embeddings: a weighted bag of words,
-      which needs far fewer windows to fit than a sequence model, as on short real series).
+      which needs far fewer windows to fit than a sequence model, as on short real series);
+      with ``text_encoder="pretrained"`` each lookback step's text arrives as one frozen vector
+      of a pretrained sentence encoder: ProjectionAndAgeEmbedding (a trainable projection plus
+      the step's age; mask on steps without text) -> MaskedAttentionPooling.
 The branches are concatenated, layer-normalised, passed
 through a Dense layer, and a zero-initialised output layer gives ``[B, H, Q]`` in window units,
 made non-crossing and mapped back: an untrained model forecasts the last observed value.
@@ -36,6 +39,8 @@ from fusioncast.layers import (
     MaskedAttentionPooling,
     MonotoneQuantiles,
     PriorSkip,
+    ProjectionAndAgeEmbedding,
+    StepPresenceGate,
     TextPresenceGate,
     TokenAndAgeEmbedding,
     WindowNormalization,
@@ -54,9 +59,15 @@ class ModelSpec:
     static_cardinalities: list[int] = field(default_factory=list)
     dynamic_cardinalities: list[int] = field(default_factory=list)
     text_vocabulary_sizes: list[int] = field(default_factory=list)
+    #: Size of the pretrained encoder's vectors (``text_encoder="pretrained"``), else None.
+    text_vector_dim: int | None = None
 
     def to_json(self) -> dict[str, Any]:
+        vector_dim = (
+            {} if self.text_vector_dim is None else {"text_vector_dim": self.text_vector_dim}
+        )
         return {
+            **vector_dim,
             "version": SPEC_VERSION,
             "config": self.config.model_dump(mode="json"),
             "n_numeric": self.n_numeric,
@@ -73,6 +84,7 @@ class ModelSpec:
             static_cardinalities=list(payload["static_cardinalities"]),
             dynamic_cardinalities=list(payload["dynamic_cardinalities"]),
             text_vocabulary_sizes=list(payload["text_vocabulary_sizes"]),
+            text_vector_dim=payload.get("text_vector_dim"),
         )
 
 
@@ -124,17 +136,24 @@ def build_model(spec: ModelSpec) -> keras.Model:
 
     corrections = []  # additive text fusion: one gated correction per text branch
     for i, vocabulary_size in enumerate(spec.text_vocabulary_sizes):
-        tokens = keras.Input((cfg.max_text_tokens,), dtype="int32", name=f"text_{i}_tokens")
-        age = keras.Input((cfg.max_text_tokens,), dtype="int32", name=f"text_{i}_age")
-        inputs[f"text_{i}_tokens"], inputs[f"text_{i}_age"] = tokens, age
-        embedded = TokenAndAgeEmbedding(
-            vocabulary_size, lookback, cfg.text_embedding_dim, name=f"text_{i}_embedding"
-        )([tokens, age])
-        encoded = embedded
+        if cfg.text_encoder == "pretrained":
+            vectors = keras.Input((lookback, spec.text_vector_dim), name=f"text_{i}_embeddings")
+            age = keras.Input((lookback,), dtype="int32", name=f"text_{i}_age")
+            inputs[f"text_{i}_embeddings"], inputs[f"text_{i}_age"] = vectors, age
+            encoded = ProjectionAndAgeEmbedding(
+                lookback, cfg.text_units, name=f"text_{i}_projection"
+            )([vectors, age])
+        else:
+            tokens = keras.Input((cfg.max_text_tokens,), dtype="int32", name=f"text_{i}_tokens")
+            age = keras.Input((cfg.max_text_tokens,), dtype="int32", name=f"text_{i}_age")
+            inputs[f"text_{i}_tokens"], inputs[f"text_{i}_age"] = tokens, age
+            encoded = TokenAndAgeEmbedding(
+                vocabulary_size, lookback, cfg.text_embedding_dim, name=f"text_{i}_embedding"
+            )([tokens, age])
         if cfg.text_encoder == "lstm":
             encoded = keras.layers.LSTM(
                 cfg.text_units, return_sequences=True, name=f"text_{i}_lstm"
-            )(embedded)
+            )(encoded)
         context, _ = MaskedAttentionPooling(cfg.text_units, name=attention_layer_name(i))(encoded)
         if cfg.text_dropout > 0:
             context = keras.layers.Dropout(cfg.text_dropout, name=f"text_{i}_dropout")(context)
@@ -153,7 +172,11 @@ def build_model(spec: ModelSpec) -> keras.Model:
         correction = keras.layers.Reshape((horizon, len(quantiles)), name=f"text_{i}_grid")(
             correction
         )
-        corrections.append(TextPresenceGate(name=f"text_{i}_gate")([correction, tokens]))
+        if cfg.text_encoder == "pretrained":
+            gate = StepPresenceGate(lookback, name=f"text_{i}_gate")([correction, age])
+        else:
+            gate = TextPresenceGate(name=f"text_{i}_gate")([correction, tokens])
+        corrections.append(gate)
 
     features = keras.layers.Concatenate(name="merge")(merged)
     features = keras.layers.LayerNormalization(name="merge_norm")(features)

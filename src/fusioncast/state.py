@@ -7,7 +7,7 @@ arrays are built from it. Saved as JSON files beside the model
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +15,9 @@ import pandas as pd
 
 from fusioncast.config import ModelConfig
 from fusioncast.contract import DataContract
+from fusioncast.embeddings import SentenceEncoder
 from fusioncast.encoding import CategoryEncoder
-from fusioncast.errors import DataValidationError
+from fusioncast.errors import DataValidationError, ModelStateError
 from fusioncast.model import ModelSpec
 from fusioncast.scaling import SCALE_BOUND, SeriesScaler
 from fusioncast.split import TRAIN, SplitBoundaries
@@ -26,6 +27,9 @@ from fusioncast.tokenize import TextTokenizer
 from fusioncast.windows import SeriesArrays, build_arrays
 
 TOKENIZERS_VERSION = 1
+TEXT_ENCODER_VERSION = 1
+#: Written only with ``text_encoder="pretrained"``: the encoder's path and sha256.
+TEXT_ENCODER_FILE = "text_encoder.json"
 STATE_FILES = ("contract.json", "scaler.json", "encoder.json", "tokenizers.json", "spec.json")
 
 
@@ -43,9 +47,12 @@ def fit_vocabularies(
     boundaries: SplitBoundaries,
     config: ModelConfig,
 ) -> tuple[CategoryEncoder, dict[str, TextTokenizer]]:
-    """Category vocabularies and one text tokenizer per text feature, from training rows only."""
+    """Category vocabularies and one text tokenizer per text feature, from training rows only
+    (none with a pretrained text encoder, which brings its own)."""
     train = boundaries.labels(frame[contract.timestamp]) == TRAIN
     encoder = CategoryEncoder.fit(frame, contract.categorical, train)
+    if config.text_encoder == "pretrained":
+        return encoder, {}
     tokenizers = {
         column: TextTokenizer.fit(
             frame.loc[train, column].to_numpy(dtype=object),
@@ -60,11 +67,20 @@ def fit_vocabularies(
 
 @dataclass
 class ForecastingState:
+    """What the model reads its inputs through.
+
+    ``text_encoder`` is the frozen sentence encoder of ``text_encoder="pretrained"`` (saved as
+    its path and sha256, never its vectors); ``embedding_cache_root`` (a workspace root, not
+    saved) is where its text embeddings are cached, ``None`` to encode in memory.
+    """
+
     contract: DataContract
     scaler: SeriesScaler
     encoder: CategoryEncoder
     tokenizers: dict[str, TextTokenizer]
     spec: ModelSpec
+    text_encoder: SentenceEncoder | None = None
+    embedding_cache_root: Path | None = None
 
     @classmethod
     def create(
@@ -74,15 +90,30 @@ class ForecastingState:
         encoder: CategoryEncoder,
         tokenizers: dict[str, TextTokenizer],
         config: ModelConfig,
+        embedding_cache_root: Path | None = None,
     ) -> ForecastingState:
+        text_encoder = None
+        if config.text_encoder == "pretrained":
+            text_encoder = SentenceEncoder.load(Path(str(config.pretrained_encoder)).resolve())
+            vocabulary_sizes = [text_encoder.vocabulary_size] * len(contract.text)
+        else:
+            vocabulary_sizes = [tokenizers[c].size for c in contract.text]
         spec = ModelSpec(
             config=config,
             n_numeric=len(scaler.columns),
             static_cardinalities=[encoder.cardinality(c) for c in contract.static_categorical],
             dynamic_cardinalities=[encoder.cardinality(c) for c in contract.dynamic_categorical],
-            text_vocabulary_sizes=[tokenizers[c].size for c in contract.text],
+            text_vocabulary_sizes=vocabulary_sizes,
+            text_vector_dim=None if text_encoder is None else text_encoder.dim,
         )
-        return cls(contract, scaler, encoder, tokenizers, spec)
+        return cls(contract, scaler, encoder, tokenizers, spec, text_encoder, embedding_cache_root)
+
+    @property
+    def embedding_cache(self) -> Path | None:
+        """The folder of cached text embeddings, when there is an encoder and a workspace."""
+        if self.text_encoder is None or self.embedding_cache_root is None:
+            return None
+        return self.text_encoder.cache_dir(self.embedding_cache_root)
 
     def arrays(
         self, frame: pd.DataFrame, boundaries: SplitBoundaries | None = None
@@ -94,7 +125,14 @@ class ForecastingState:
         Forecasting applies that rule under the run's validation policy instead.
         """
         arrays = build_arrays(
-            frame, self.contract, self.scaler, self.encoder, self.tokenizers, boundaries
+            frame,
+            self.contract,
+            self.scaler,
+            self.encoder,
+            self.tokenizers,
+            boundaries,
+            self.text_encoder,
+            self.embedding_cache,
         )
         if self.spec.config.linear_skip == "statistical":
             arrays.prior = prior_forecasts(arrays, self.scaler, self.spec.config)
@@ -144,8 +182,7 @@ class ForecastingState:
 
     def for_new_series(self, frame: pd.DataFrame) -> ForecastingState:
         """A state whose scaler also covers series of ``frame`` unseen in training."""
-        scaler = self.scaler.with_series(frame, self.contract)
-        return ForecastingState(self.contract, scaler, self.encoder, self.tokenizers, self.spec)
+        return replace(self, scaler=self.scaler.with_series(frame, self.contract))
 
     def save(self, directory: Path) -> None:
         write_json(directory / "contract.json", self.contract.to_json())
@@ -159,16 +196,42 @@ class ForecastingState:
             },
         )
         write_json(directory / "spec.json", self.spec.to_json())
+        if self.text_encoder is not None:
+            write_json(
+                directory / TEXT_ENCODER_FILE,
+                {
+                    "version": TEXT_ENCODER_VERSION,
+                    "path": str(self.text_encoder.path),
+                    "sha256": self.text_encoder.sha256,
+                    "dim": self.text_encoder.dim,
+                },
+            )
 
     @classmethod
-    def load(cls, directory: Path) -> ForecastingState:
+    def load(cls, directory: Path, embedding_cache_root: Path | None = None) -> ForecastingState:
+        """The state saved in ``directory``; a pretrained text encoder is loaded from its saved
+        path and refused (:class:`ModelStateError`) when its files changed since training."""
         tokenizers = read_json(directory / "tokenizers.json", TOKENIZERS_VERSION)["features"]
+        spec = ModelSpec.from_json(read_json(directory / "spec.json"))
+        text_encoder = None
+        if spec.config.text_encoder == "pretrained":
+            saved = read_json(directory / TEXT_ENCODER_FILE, TEXT_ENCODER_VERSION)
+            text_encoder = SentenceEncoder.load(saved["path"])
+            if text_encoder.sha256 != saved["sha256"]:
+                raise ModelStateError(
+                    f"rule 'text_encoder_unchanged' failed on {directory / TEXT_ENCODER_FILE}: "
+                    f"the files of pretrained encoder {saved['path']} changed since the model "
+                    f"was trained (sha256 {text_encoder.sha256[:16]}..., trained with "
+                    f"{saved['sha256'][:16]}...); restore them or retrain"
+                )
         return cls(
             contract=DataContract.from_json(read_json(directory / "contract.json")),
             scaler=SeriesScaler.from_json(read_json(directory / "scaler.json")),
             encoder=CategoryEncoder.from_json(read_json(directory / "encoder.json")),
             tokenizers={c: TextTokenizer.from_json(t) for c, t in tokenizers.items()},
-            spec=ModelSpec.from_json(read_json(directory / "spec.json")),
+            spec=spec,
+            text_encoder=text_encoder,
+            embedding_cache_root=embedding_cache_root,
         )
 
 
@@ -177,8 +240,12 @@ def prepare(
     contract: DataContract,
     boundaries: SplitBoundaries,
     config: ModelConfig,
+    embedding_cache_root: Path | None = None,
 ) -> tuple[ForecastingState, SeriesArrays]:
     """Fit the state on the training steps of ``frame`` and build its arrays for training.
+
+    With ``text_encoder="pretrained"`` the text embeddings are cached under
+    ``embedding_cache_root`` (a workspace root; ``None``: computed in memory).
 
     Scaler, category vocabularies and text tokenizers see the rows labelled train by
     ``boundaries`` only; the arrays cover every row with its split label (a value beyond the
@@ -186,7 +253,9 @@ def prepare(
     """
     scaler = fit_scaler(frame, contract, boundaries)
     encoder, tokenizers = fit_vocabularies(frame, contract, boundaries, config)
-    state = ForecastingState.create(contract, scaler, encoder, tokenizers, config)
+    state = ForecastingState.create(
+        contract, scaler, encoder, tokenizers, config, embedding_cache_root
+    )
     return state, state.arrays(frame, boundaries)
 
 

@@ -111,6 +111,12 @@ def write_parquet(
     return write_atomic(path, lambda tmp: pq.write_table(table, tmp), staging=staging)
 
 
+def read_parquet(path: str | Path) -> pa.Table:
+    """One Parquet file as a table; a failing read raises :class:`WorkspaceError` naming it."""
+    with failures_name(path, "read"):
+        return pq.read_table(path)
+
+
 def remove_stale(directory: Path, pattern: str, older_than_s: float = STALE_AFTER_S) -> None:
     """Remove the files or folders matching ``pattern`` in ``directory`` that runs killed more than
     ``older_than_s`` ago left behind.

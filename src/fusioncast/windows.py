@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -16,6 +17,7 @@ import pandas as pd
 
 from fusioncast.config import ModelConfig
 from fusioncast.contract import DataContract
+from fusioncast.embeddings import SentenceEncoder, embed_texts
 from fusioncast.encoding import CategoryEncoder
 from fusioncast.frames import series_keys, series_offsets
 from fusioncast.scaling import SeriesScaler
@@ -36,6 +38,24 @@ class TextArrays:
         rows = np.repeat(np.arange(len(offsets) - 1, dtype=np.int32), np.diff(offsets))
         return cls(ids, offsets, rows)
 
+    def content(self) -> tuple[np.ndarray, ...]:
+        return self.ids, self.offsets
+
+
+@dataclass
+class TextEmbeddingArrays:
+    """Pretrained embeddings of one text feature: row r's text is ``table[index[r]]``.
+
+    ``table`` holds one frozen vector per distinct text (:func:`fusioncast.embeddings.embed_texts`);
+    ``index`` is ``-1`` for a row without text.
+    """
+
+    table: np.ndarray  # float32 [U, D]
+    index: np.ndarray  # int32 [N]
+
+    def content(self) -> tuple[np.ndarray, ...]:
+        return self.table, self.index
+
 
 @dataclass
 class SeriesArrays:
@@ -48,7 +68,7 @@ class SeriesArrays:
     numeric: np.ndarray  # float32 [N, F]; column 0 is the scaled target
     dynamic: np.ndarray  # int32 [N, C_dynamic]
     static: np.ndarray  # int32 [S, C_static]
-    text: list[TextArrays]
+    text: list[TextArrays | TextEmbeddingArrays]
     split: np.ndarray | None = None  # int8 [N]: TRAIN, VALIDATION or TEST
     #: float32 [N, H]: a statistical forecast of the scaled target from each row as origin
     #: (:func:`fusioncast.statistical.prior_forecasts`), for ``linear_skip="statistical"``
@@ -66,8 +86,14 @@ def build_arrays(
     encoder: CategoryEncoder,
     tokenizers: dict[str, TextTokenizer],
     boundaries: SplitBoundaries | None = None,
+    text_encoder: SentenceEncoder | None = None,
+    embedding_cache: Path | None = None,
 ) -> SeriesArrays:
-    """Turn a validated frame (sorted by series and timestamp) into model-ready arrays."""
+    """Turn a validated frame (sorted by series and timestamp) into model-ready arrays.
+
+    With ``text_encoder`` each text feature holds the frozen embeddings of its texts (read from
+    or added to ``embedding_cache`` when given) instead of token ids.
+    """
     keys = series_keys(frame, contract)
     series_ids, offsets = series_offsets(keys)
     row_series = np.repeat(np.arange(len(series_ids), dtype=np.int32), np.diff(offsets))
@@ -79,10 +105,13 @@ def build_arrays(
     first_rows = frame.iloc[offsets[:-1]]
     for i, column in enumerate(contract.static_categorical):
         static[:, i] = encoder.encode(first_rows, column)
-    text = [
-        TextArrays.from_ids(*tokenizers[column].encode(frame[column].to_numpy(dtype=object)))
-        for column in contract.text
-    ]
+    text: list[TextArrays | TextEmbeddingArrays] = []
+    for column in contract.text:
+        values = frame[column].to_numpy(dtype=object)
+        if text_encoder is not None:
+            text.append(TextEmbeddingArrays(*embed_texts(text_encoder, values, embedding_cache)))
+        else:
+            text.append(TextArrays.from_ids(*tokenizers[column].encode(values)))
     return SeriesArrays(
         series_ids=series_ids,
         offsets=offsets,
@@ -138,9 +167,11 @@ def gather_inputs(
     when the arrays hold statistical forecasts, and for each text
     feature ``text_i_tokens [B, T]`` (the begin marker, then the most recent tokens of the
     lookback in time order, right-padded with 0) and ``text_i_age [B, T]`` (steps between each
-    token's step and the origin; ``lookback`` for the marker and padding). ``text_origins`` takes
-    the text from other windows (the shuffled-text control); ``without_text`` leaves only the begin
-    marker (the text-removed control).
+    token's step and the origin; ``lookback`` for the marker and padding). A feature of pretrained
+    embeddings gives ``text_i_embeddings [B, L, D]`` (each lookback step's vector, zeros without
+    text) and ``text_i_age [B, L]`` (steps before the origin; ``lookback`` for a step without
+    text). ``text_origins`` takes the text from other windows (the shuffled-text control);
+    ``without_text`` removes it (the text-removed control).
     """
     steps = origins[:, None] + np.arange(-lookback + 1, 1)
     inputs = {"numeric": arrays.numeric[steps]}
@@ -152,10 +183,29 @@ def gather_inputs(
         inputs[f"dynamic_{i}"] = arrays.dynamic[steps, i]
     source = origins if text_origins is None else text_origins
     for i, text in enumerate(arrays.text):
+        if isinstance(text, TextEmbeddingArrays):
+            vectors, age = _gather_embeddings(text, source, lookback, without_text)
+            inputs[f"text_{i}_embeddings"] = vectors
+            inputs[f"text_{i}_age"] = age
+            continue
         tokens, age = _gather_text(text, source, lookback, max_text_tokens, without_text)
         inputs[f"text_{i}_tokens"] = tokens
         inputs[f"text_{i}_age"] = age
     return inputs
+
+
+def _gather_embeddings(
+    text: TextEmbeddingArrays, origins: np.ndarray, lookback: int, empty: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    steps = origins[:, None] + np.arange(-lookback + 1, 1)
+    index = text.index[steps]
+    if empty or len(text.table) == 0:
+        index = np.full_like(index, -1)
+    present = index >= 0
+    vectors = np.zeros((*index.shape, text.table.shape[1]), dtype=np.float32)
+    vectors[present] = text.table[index[present]]
+    age = np.where(present, np.arange(lookback - 1, -1, -1, dtype=np.int32), lookback)
+    return vectors, age.astype(np.int32)
 
 
 def _gather_text(
@@ -271,6 +321,10 @@ class WindowSampler(keras.utils.PyDataset):
         if self.text_dropout > 0 and self.arrays.text:
             blank = self._dropout_rng.random(len(origins)) < self.text_dropout
             for i in range(len(self.arrays.text)):
+                if f"text_{i}_embeddings" in inputs:
+                    inputs[f"text_{i}_embeddings"][blank] = 0.0
+                    inputs[f"text_{i}_age"][blank] = self.lookback
+                    continue
                 inputs[f"text_{i}_tokens"][blank, 1:] = PAD
                 inputs[f"text_{i}_age"][blank, 1:] = self.lookback
         if not self.with_targets:
