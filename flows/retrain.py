@@ -45,7 +45,7 @@ def retrain(parameters: RetrainParameters | None = None) -> dict[str, str]:
     )
     references = read_references(parameters.data_path, report.timezone, report.freq)
     boundaries = split_data(frame, contract, training.train_fraction, training.validation_fraction)
-    state, arrays = prepare_data(frame, contract, boundaries, model_config)
+    state, arrays = prepare_data(frame, contract, boundaries, model_config, workspace.path)
     forecaster, result = train(state, arrays, training, workspace.checkpoints)
     evaluation = evaluate(
         forecaster,
@@ -74,7 +74,9 @@ def retrain(parameters: RetrainParameters | None = None) -> dict[str, str]:
         # Forecasts come from the champion after the gate; without one there is nothing to publish.
         if parameters.publish_forecasts and (decision.promote or decision.champion):
             published = (
-                candidate if decision.promote else load_model(workspace.models, decision.champion)
+                candidate
+                if decision.promote
+                else load_model(workspace.models, decision.champion, workspace.path)
             )
             forecasts = forecast(
                 published,

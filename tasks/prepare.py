@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 from prefect import task
 
@@ -23,8 +25,13 @@ def split_data(
 
 @task(name="prepare")
 def prepare_data(
-    frame: pd.DataFrame, contract: DataContract, boundaries: SplitBoundaries, config: ModelConfig
+    frame: pd.DataFrame,
+    contract: DataContract,
+    boundaries: SplitBoundaries,
+    config: ModelConfig,
+    embedding_cache_root: Path | None = None,
 ) -> tuple[ForecastingState, SeriesArrays]:
     """Scaler, vocabularies and tokenizers fitted on the training steps, and the contiguous
-    per-series arrays the windows are gathered from."""
-    return prepare(frame, contract, boundaries, config)
+    per-series arrays the windows are gathered from (pretrained text embeddings cached under
+    ``embedding_cache_root``)."""
+    return prepare(frame, contract, boundaries, config, embedding_cache_root)

@@ -68,5 +68,7 @@ def promote_model(registry_root: Path, version: str, reason: str) -> None:
 
 
 @task(name="load-model")
-def load_model(registry_root: Path, version: str | None) -> Forecaster:
-    return ModelRegistry(registry_root).load(version)
+def load_model(
+    registry_root: Path, version: str | None, embedding_cache_root: Path | None = None
+) -> Forecaster:
+    return ModelRegistry(registry_root).load(version, embedding_cache_root)

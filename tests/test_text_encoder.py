@@ -210,3 +210,31 @@ def test_the_encoder_reproduces_wordllama(tmp_path):
     ours, has_tokens = SentenceEncoder.load(directory).encode(texts)
     assert has_tokens.all()
     np.testing.assert_allclose(ours, model.embed(texts, norm=True), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_the_flows_cache_the_embeddings_in_the_workspace(prefect_server, encoder_dir, tmp_path):
+    from fusioncast.demo import write_demo_dataset
+    from fusioncast.flows.forecast import forecast_flow
+    from fusioncast.flows.retrain import retrain
+    from fusioncast.parameters import ForecastParameters, RetrainParameters, Workspace
+
+    data = write_demo_dataset(tmp_path / "data", n_stores=1, n_categories=2, n_days=120, seed=7)
+    workspace = Workspace(root=str(tmp_path / "out"))
+    settings = _config(encoder_dir, lookback=14, horizon=7).model_dump(mode="json")
+    first = retrain(
+        RetrainParameters(
+            data_path=str(data),
+            workspace=workspace,
+            model=settings,
+            training=TrainingConfig(epochs=1, batch_size=32, steps_per_epoch=2),
+            promotion={"best_baseline_margin": None, "require_beating_last_value": False},
+        )
+    )
+    cache = workspace.path / "embeddings" / SentenceEncoder.load(encoder_dir).sha256[:16]
+    parts = sorted(cache.glob("*.parquet"))
+    assert parts, "the retrain wrote no embeddings to the workspace"
+    second = forecast_flow(ForecastParameters(data_path=str(data), workspace=workspace))
+    assert sorted(cache.glob("*.parquet")) == parts  # every text was read from the cache
+    new = pd.read_parquet(second["forecasts_path"])["forecast"]
+    pd.testing.assert_series_equal(new, pd.read_parquet(first["forecasts_path"])["forecast"])

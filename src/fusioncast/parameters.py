@@ -44,6 +44,11 @@ class Workspace(BaseModel):
         return Path(self.root) / "reports" / run_id
 
     @property
+    def path(self) -> Path:
+        """The root itself; pretrained text embeddings are cached under ``embeddings/``."""
+        return Path(self.root)
+
+    @property
     def checkpoints(self) -> Path:
         """Epoch backups of training runs, one directory per data and settings (for resuming)."""
         return Path(self.root) / "checkpoints"

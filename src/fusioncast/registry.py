@@ -340,13 +340,15 @@ class ModelRegistry:
             raise ModelStateError(f"model version {version}: {damage}; refusing to use it")
         return manifest
 
-    def load(self, version: str | None = None) -> Forecaster:
+    def load(
+        self, version: str | None = None, embedding_cache_root: Path | None = None
+    ) -> Forecaster:
         """The forecaster stored as ``version`` (default: the champion), after verifying its
-        files against the manifest."""
+        files against the manifest (``embedding_cache_root``: :meth:`Forecaster.load`)."""
         if not version:
             version = self._verified_champion()[0]
             if version is None:
                 raise ModelStateError(f"no champion model in {self.root}; run retrain first")
         else:
             self.verify(version)
-        return Forecaster.load(self.root / version, version)
+        return Forecaster.load(self.root / version, version, embedding_cache_root)
