@@ -23,7 +23,7 @@ from fusioncast.forecast import Forecaster
 from fusioncast.split import split_by_time
 from fusioncast.state import prepare
 from fusioncast.training import train_forecaster
-from fusioncast.windows import forecast_origins, gather_inputs
+from fusioncast.windows import forecast_origins, gather_inputs, sampler
 
 WORDS = [
     *("[UNK]", "sale", "promotion", "discount", "price", "cut", "holiday", "store", "closed"),
@@ -126,6 +126,26 @@ def _config(encoder_dir: Path, **overrides) -> ModelConfig:
         text_fusion="additive",
     )
     return ModelConfig(**{**settings, **overrides})
+
+
+def test_text_dropout_and_removal_blank_whole_windows(demo_frame, encoder_dir):
+    config = _config(encoder_dir)
+    _, arrays = prepare(demo_frame, C, split_by_time(demo_frame, C), config)
+    origins = forecast_origins(arrays, config.lookback)
+    full = sampler(arrays, origins, config, 64, with_targets=False)[0][0]
+    assert full["text_0_embeddings"].shape == (len(origins), config.lookback, DIM)
+    present = full["text_0_age"] < config.lookback
+    assert present.any() and (np.linalg.norm(full["text_0_embeddings"][present], axis=-1) > 0).all()
+    assert (full["text_0_embeddings"][~present] == 0).all()
+    removed = sampler(arrays, origins, config, 64, with_targets=False, without_text=True)[0][0]
+    assert (removed["text_0_age"] == config.lookback).all()
+    assert (removed["text_0_embeddings"] == 0).all()
+    dropped = sampler(arrays, origins, config, 64, with_targets=False, text_dropout=0.5, seed=3)
+    inputs = dropped[0][0]
+    blank = (inputs["text_0_age"] == config.lookback).all(axis=1) & present.any(axis=1)
+    assert blank.any() and (~blank & present.any(axis=1)).any()
+    assert (inputs["text_0_embeddings"][blank] == 0).all()
+    np.testing.assert_array_equal(inputs["text_0_age"][~blank], full["text_0_age"][~blank])
 
 
 @pytest.fixture
