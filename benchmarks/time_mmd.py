@@ -631,12 +631,15 @@ def append_to_ledger(row: str, path: Path = DOCS) -> None:
             + _LEDGER_HEADER
             + "\n"
         )
-    start = content.index(LEDGER)
-    following = re.compile(r"^## ", re.M).search(content, start + len(LEDGER))
-    end = following.start() if following else len(content)
-    section = content[start:end].rstrip() + "\n" + row + "\n"
-    content = content[:start] + section + ("\n" + content[end:] if following else "")
-    path.write_text(content.rstrip() + "\n")
+    # after the last row of the section's first table (the Time-MMD looks; the demo's follow)
+    lines = content.splitlines()
+    start = lines.index(LEDGER)
+    header = next(i for i in range(start, len(lines)) if lines[i].startswith("|"))
+    end = header
+    while end < len(lines) and lines[end].startswith("|"):
+        end += 1
+    lines.insert(end, row)
+    path.write_text("\n".join(lines).rstrip() + "\n")
 
 
 def write_docs(section: str, path: Path = DOCS) -> None:

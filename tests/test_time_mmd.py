@@ -374,3 +374,17 @@ def test_verdict_compares_with_the_baseline_best_on_validation_as_well_as_in_hin
     assert (
         "without seeing the test steps): at or below on 2 of 2 rows; worst ratio 0.500" in printed
     )
+
+
+def test_a_look_is_recorded_in_the_time_mmd_table_not_after_the_demo_looks(tmp_path):
+    time_mmd = benchmark_module("time_mmd")
+    ledger = tmp_path / "benchmarks.md"
+    ledger.write_text(
+        f"# Benchmarks\n\n{time_mmd.LEDGER}\n\nintro\n\n| date | x |\n|---|---|\n| old | 1 |\n\n"
+        "Demo looks:\n\n| date | y |\n|---|---|\n| demo | 2 |\n\nclosing words\n\n## Next\n"
+    )
+    time_mmd.append_to_ledger("| new | 3 |", ledger)
+    lines = ledger.read_text().splitlines()
+    assert lines[lines.index("| old | 1 |") + 1] == "| new | 3 |"
+    assert lines.index("| demo | 2 |") > lines.index("| new | 3 |")
+    assert lines[-1] == "## Next"
