@@ -694,6 +694,10 @@ stopped).
 
 Command: `python benchmarks/time_mmd.py --seeds {args.seeds} --jobs {args.jobs}{flag}
 --write-docs`, wall time {wall / 60:.1f} min on the shared 2-core CPU machine ({concurrency}).
+Baselines include statsforecast's AutoETS, AutoTheta and AutoARIMA (season 12 monthly, 52
+weekly) fitted on each series' whole history up to the origin, selected and fitted again every 10
+origins (AutoETS, AutoTheta) or once per split (AutoARIMA), run forward over the new observations
+between.
 The baselines reproduce the reference figures of the protocol on the raw files (test MSE:
 Agriculture h6 last value 0.084; Energy h12 normalised ridge 0.081 vs 0.082; Health_US h12
 normalised ridge 1.035 vs 1.034; Traffic h6 normalised ridge 0.146 vs 0.144; Climate h12 last
