@@ -13,6 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
+from tiny_pipeline import TINY_MODEL_SETTINGS  # noqa: E402
 
 from fusioncast.config import ModelConfig, TrainingConfig  # noqa: E402
 from fusioncast.demo import DEMO_CONTRACT, generate_demo_frame  # noqa: E402
@@ -44,16 +45,7 @@ def small_model_config() -> ModelConfig:
 @pytest.fixture(scope="session")
 def tiny_model_settings() -> dict[str, int]:
     """The smallest model settings a flow run takes (as JSON parameters): seconds to train."""
-    return {
-        "lookback": 14,
-        "horizon": 7,
-        "numeric_units": 8,
-        "text_units": 8,
-        "text_embedding_dim": 8,
-        "hidden_units": 16,
-        "max_text_tokens": 16,
-        "min_token_count": 1,
-    }
+    return dict(TINY_MODEL_SETTINGS)
 
 
 @pytest.fixture

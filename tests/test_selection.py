@@ -10,6 +10,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from tiny_pipeline import TINY_MODEL_SETTINGS
 
 from fusioncast.backtest import Fold
 from fusioncast.config import BacktestConfig, BaselineConfig, ModelConfig, TrainingConfig
@@ -31,16 +32,7 @@ from fusioncast.selection import (
 )
 from fusioncast.split import split_by_time
 
-TINY_MODEL = {
-    "lookback": 14,
-    "horizon": 7,
-    "numeric_units": 8,
-    "text_units": 8,
-    "text_embedding_dim": 8,
-    "hidden_units": 16,
-    "max_text_tokens": 16,
-    "min_token_count": 1,
-}
+TINY_MODEL = TINY_MODEL_SETTINGS
 TINY_TRAINING = {"epochs": 2, "batch_size": 64, "patience": 2, "steps_per_epoch": 3}
 NO_PEERS = BaselineConfig(statistical=())
 

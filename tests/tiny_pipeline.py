@@ -9,6 +9,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+#: The smallest model settings a flow run takes (as JSON parameters): seconds to train.
+TINY_MODEL_SETTINGS = {
+    "lookback": 14,
+    "horizon": 7,
+    "numeric_units": 8,
+    "text_units": 8,
+    "text_embedding_dim": 8,
+    "hidden_units": 16,
+    "max_text_tokens": 16,
+    "min_token_count": 1,
+}
+
 
 def child_env(**extra: str) -> dict[str, str]:
     """The environment of a child process that imports this module."""
