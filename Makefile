@@ -38,7 +38,9 @@ lint: bootstrap
 format: bootstrap
 	$(BIN)/ruff format src flows tasks tests benchmarks deployments
 
+## Every benchmark (benchmarks/text_encoder.py needs the pretrained extra: wordllama's bundled encoder).
 bench: bootstrap
+	$(BIN)/python -m pip install --quiet -e '.[dev,pretrained]'
 	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 clean:
