@@ -85,18 +85,29 @@ def test_the_run_form_shows_parameters_with_descriptions_defaults_and_bounds(sta
 def test_an_out_of_range_parameter_is_rejected_by_the_server_naming_it(
     stack, section, field, value
 ):
-    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterId,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
     from prefect.exceptions import PrefectHTTPStatusError
 
     parameters = stack.retrain_parameters()
     parameters["parameters"][section][field] = value
+    # The server's scheduler may add the deployment's scheduled runs at any time: count the others.
+    not_scheduled = FlowRunFilter(
+        state=FlowRunFilterState(type=FlowRunFilterStateType(not_any_=[StateType.SCHEDULED]))
+    )
     with stack.client() as client:
         deployment = client.read_deployment_by_name(RETRAIN)
         only_this = DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id]))
-        before = client.count_flow_runs(deployment_filter=only_this)
+        before = client.count_flow_runs(flow_run_filter=not_scheduled, deployment_filter=only_this)
         with pytest.raises(PrefectHTTPStatusError) as raised:
             client.create_flow_run_from_deployment(deployment.id, parameters=parameters)
-        after = client.count_flow_runs(deployment_filter=only_this)
+        after = client.count_flow_runs(flow_run_filter=not_scheduled, deployment_filter=only_this)
     response = raised.value.response
     assert response.status_code == 409
     detail = response.json()["detail"]
