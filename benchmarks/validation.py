@@ -42,6 +42,7 @@ CONTRACT = DataContract(
     freq="D",
 )
 STEPS = 1_000
+PROMOTIONS = np.array(["none", "flyer", "display", "coupon"], dtype=object)
 NOTES = np.array(
     [
         "Street festival announced next to the store in 4 days",
@@ -53,8 +54,11 @@ NOTES = np.array(
 )
 
 
-def write_synthetic(path: Path, n_rows: int, *, steps: int = STEPS, seed: int = 0) -> Path:
-    """``n_rows // steps`` daily series of ``steps`` rows as one Parquet file (row groups of 1M)."""
+def write_synthetic(
+    path: Path, n_rows: int, *, steps: int = STEPS, seed: int = 0, promotion: bool = False
+) -> Path:
+    """``n_rows // steps`` daily series of ``steps`` rows as one Parquet file (row groups of 1M);
+    with ``promotion``, a per-step categorical column of 4 values too."""
     rng = np.random.default_rng(seed)
     n_series = n_rows // steps
     writer = None
@@ -82,6 +86,9 @@ def write_synthetic(path: Path, n_rows: int, *, steps: int = STEPS, seed: int = 
                 "note": pa.array(note, pa.string()),
             }
         )
+        if promotion:
+            kinds = PROMOTIONS[rng.integers(0, len(PROMOTIONS), rows)]
+            table = table.append_column("promotion", pa.array(kinds, pa.string()))
         if writer is None:
             writer = pq.ParquetWriter(path, table.schema)
         writer.write_table(table, row_group_size=1_000_000)

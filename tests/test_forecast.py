@@ -93,8 +93,10 @@ def test_a_series_far_outside_the_scale_is_refused_before_prediction(fitted, dem
         _forecast(None, damaged, state)  # no model: refused before anything is predicted
     error = refused.value
     assert (error.rule, error.column) == ("within_scale", C.target)
-    assert error.count == (damaged[C.series_id] == BROKEN).sum()
-    first = damaged[damaged[C.series_id] == BROKEN].iloc[0]
+    # the rule is applied to the steps the model reads: the last lookback steps of each series
+    read = damaged[damaged[C.series_id] == BROKEN].tail(state.spec.config.lookback)
+    assert error.count == len(read)
+    first = read.iloc[0]
     assert error.example.startswith(f"{C.target}={first[C.target]:.6g} at series_id={BROKEN}, ")
     assert f"{C.timestamp}={first[C.timestamp].date()}" in error.example
 
@@ -128,3 +130,86 @@ def test_a_forecaster_without_a_version_publishes_nothing(fitted, demo_frame):
         Forecaster(model, state).predict(
             demo_frame, freq="D", run_id="run-a", created_at=pd.Timestamp.now(tz="UTC")
         )
+
+
+def test_each_forecast_names_the_steps_whose_text_weighed_most(fitted, demo_frame):
+    """The published explanation of a series ranks its lookback's steps by the attention mass
+    their tokens received (the explanation model's weights, summed per step)."""
+    import json
+
+    from fusioncast.model import explanation_model
+    from fusioncast.windows import forecast_origins, gather_inputs
+
+    state, _, model = fitted
+    config = state.spec.config
+    published = _forecast(model, demo_frame, state)
+    arrays = state.arrays(demo_frame)
+    origins = forecast_origins(arrays, config.lookback)
+    inputs = gather_inputs(arrays, origins, config.lookback, config.max_text_tokens)
+    _, *weights = explanation_model(model, len(C.text)).predict(inputs, verbose=0)
+    named = 0
+    for b, origin in enumerate(origins):
+        mass: dict[tuple[str, int], float] = {}
+        for i, column in enumerate(C.text):
+            ages = inputs[f"text_{i}_age"][b]
+            for position in np.flatnonzero(ages < config.lookback):
+                key = (column, int(origin - ages[position]))
+                mass[key] = mass.get(key, 0.0) + float(weights[i][b, position])
+        expected = sorted(mass.items(), key=lambda item: -item[1])[:3]
+        series = arrays.series_ids[arrays.row_series[origin]]
+        text = published.loc[published[F.SERIES_ID] == series, F.EXPLANATION].iloc[0]
+        entries = json.loads(text)
+        assert [(e["feature"], pd.Timestamp(e["timestamp"])) for e in entries] == [
+            (column, pd.Timestamp(arrays.timestamps[row])) for (column, row), _ in expected
+        ]
+        assert [e["weight"] for e in entries] == pytest.approx([w for _, w in expected], abs=1e-4)
+        assert [e["text"] for e in entries] == [
+            demo_frame[column].iloc[row] for (column, row), _ in expected
+        ]
+        named += len(entries)
+    assert named > 0  # the demo's notes are within reach of the lookback
+
+
+def test_many_series_unseen_in_training_are_scaled_on_their_own_history(fitted, demo_frame):
+    """Series the model has not seen are forecast as if their scaler statistics (mean and
+    standard deviation of their whole history) had been fitted with the others'."""
+    state, _, model = fitted
+    copies = []
+    for k in range(60):  # 240 series unseen in training: copies of the demo's at other levels
+        copy = demo_frame.copy()
+        copy[C.series_id] = copy[C.series_id] + f"-copy{k:02d}"
+        copy[C.target] = copy[C.target] * (1 + k / 10) + k
+        copies.append(copy)
+    frame = pd.concat([demo_frame, *copies], ignore_index=True)
+    published = _forecast(model, frame, state)
+
+    from dataclasses import replace
+
+    stats = dict(state.scaler.stats)
+    for series, rows in frame.groupby(C.series_id):
+        if series not in stats:
+            columns = state.scaler.columns
+            values = rows[columns].to_numpy(dtype=np.float64)
+            stats[series] = {
+                c: [float(np.mean(values[:, j])), float(np.std(values[:, j])) or 1.0]
+                for j, c in enumerate(columns)
+            }
+    known = replace(state, scaler=replace(state.scaler, stats=stats))
+    expected = _forecast(model, frame, known)
+    assert published[F.SERIES_ID].nunique() == demo_frame[C.series_id].nunique() * 61
+    pd.testing.assert_frame_equal(published, expected, rtol=1e-6)
+    # and a copy at another level is forecast at that level, not at the original's
+    original = published[published[F.SERIES_ID] == BROKEN][F.FORECAST].to_numpy()
+    copy = published[published[F.SERIES_ID] == f"{BROKEN}-copy59"][F.FORECAST].to_numpy()
+    assert np.all(copy > original * 3)
+
+
+@pytest.mark.parametrize("freq", ["D", "h", "W-SUN", "MS", "ME", "QE-DEC", "15min"])
+def test_the_steps_forecast_follow_the_frequency_from_each_origin(freq):
+    from fusioncast.timestamps import future_steps
+
+    origins = pd.date_range("2023-01-01", periods=40, freq=freq)[[0, 7, 39]]
+    steps = future_steps(origins.to_numpy(), freq, 5)
+    for origin, row in zip(origins, steps, strict=True):
+        expected = pd.date_range(origin, periods=6, freq=freq)[1:]
+        assert pd.DatetimeIndex(row).equals(expected)

@@ -49,6 +49,20 @@ def test_encode_gives_flat_ids_and_offsets_with_nulls_as_no_tokens():
     assert PAD not in ids and BOS not in ids
 
 
+def test_a_column_encodes_as_each_of_its_texts_alone():
+    """A frame's column (repeated texts, nulls, empty strings) encodes to what each text gives
+    on its own, in row order, and the vocabulary counts every occurrence of a repeated text."""
+    texts = ["Road works on Friday", None, "road works", "", "Road works on Friday", "new aisle"]
+    column = pd.Series(texts * 50, dtype="str")
+    tokenizer = TextTokenizer.fit(column, min_count=100, max_tokens_per_step=3)
+    assert tokenizer.vocabulary[3:] == ["road", "works", "on"]  # 150, 150, 100; "friday" is 4th
+    ids, offsets = tokenizer.encode(column)
+    alone = [tokenizer.encode([text]) for text in column.tolist()]
+    assert np.diff(offsets).tolist() == [len(row_ids) for row_ids, _ in alone]
+    assert ids.tolist() == [i for row_ids, _ in alone for i in row_ids.tolist()]
+    assert tokenizer.decode(ids[:3]) == ["road", "works", "on"]  # at most 3 tokens per step
+
+
 def test_min_count_max_vocabulary_and_tokens_per_step():
     tokenizer = TextTokenizer.fit(
         ["x x x y y z"], min_count=2, max_vocabulary=4, max_tokens_per_step=5

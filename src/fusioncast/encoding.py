@@ -30,8 +30,11 @@ class CategoryEncoder:
     ) -> CategoryEncoder:
         vocabularies = {}
         for column in columns:
-            values = frame.loc[fit_mask, column].dropna().astype(str).unique()
-            vocabularies[column] = sorted(values.tolist())
+            codes, distinct = pd.factorize(frame[column])  # missing: -1, counted apart
+            counts = np.bincount(codes[np.asarray(fit_mask, dtype=bool)] + 1, minlength=1)
+            seen = np.flatnonzero(counts[1:])
+            values = np.asarray(distinct.astype(str), dtype=object)[seen]
+            vocabularies[column] = sorted(set(values.tolist()))
         return cls(vocabularies)
 
     def cardinality(self, column: str) -> int:
@@ -39,11 +42,17 @@ class CategoryEncoder:
         return len(self.vocabularies[column]) + 1
 
     def encode(self, frame: pd.DataFrame, column: str) -> np.ndarray:
-        """int32 codes of ``frame[column]``; unseen and missing values map to 0."""
-        index = pd.Index(self.vocabularies[column])
-        values = frame[column].astype("string").fillna("\x00")
-        codes = index.get_indexer(values.to_numpy(dtype=object))
-        return (codes + 1).astype(np.int32)
+        """int32 codes of ``frame[column]``; unseen and missing values map to 0.
+
+        Each distinct value is looked up once (the column is factorized first).
+        """
+        codes, distinct = pd.factorize(frame[column])
+        known = pd.Index(self.vocabularies[column]).get_indexer(
+            np.asarray(distinct.astype(str), dtype=object)
+        )
+        # code -1 (missing) takes the last entry: unseen
+        lookup = np.append(known + 1, UNSEEN).astype(np.int32)
+        return lookup[codes]
 
     def count_unseen(self, frame: pd.DataFrame, column: str) -> int:
         return int((self.encode(frame, column) == UNSEEN).sum() - frame[column].isna().sum())

@@ -10,24 +10,25 @@ no training code.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import keras
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from fusioncast.config import ModelConfig
 from fusioncast.contract import DataContract
 from fusioncast.contract import ForecastColumn as F
 from fusioncast.errors import DataValidationError
-from fusioncast.model import ModelSpec, load_model
-from fusioncast.predict import explain_windows, predict_windows
+from fusioncast.model import ModelSpec, explanation_model, load_model
+from fusioncast.predict import explain_windows, explanations_json, predict_windows
 from fusioncast.scaling import SeriesScaler
 from fusioncast.state import ForecastingState, series_index
-from fusioncast.timestamps import attach_zone
+from fusioncast.timestamps import attach_zone, future_steps
 from fusioncast.windows import SeriesArrays, forecast_origins
 
 MODEL_FILE = "model.keras"
@@ -44,6 +45,14 @@ class Forecaster:
     model: keras.Model
     state: ForecastingState
     version: str | None = None
+    _explainer: keras.Model | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def explainer(self) -> keras.Model:
+        """The model with its text branches' attention weights as outputs, built once."""
+        if self._explainer is None:
+            self._explainer = explanation_model(self.model, len(self.contract.text))
+        return self._explainer
 
     @property
     def spec(self) -> ModelSpec:
@@ -130,8 +139,8 @@ class Forecaster:
             raise ValueError("a forecaster publishes forecasts only once it has a version")
         config = self.config
         state = self.state.for_new_series(frame)
+        frame = state.forecast_rows(frame)
         arrays = state.arrays(frame)
-        local_times = attach_zone(arrays.timestamps, timezone, freq)
         origins = forecast_origins(arrays, config.lookback)
         if len(origins) == 0:
             raise DataValidationError(
@@ -144,44 +153,43 @@ class Forecaster:
         origins = origins[
             ~_set_aside(out_of_scale[arrays.row_series[origins]], error, policy, on_set_aside)
         ]
-        raw_text = {c: frame[c].to_numpy(dtype=object) for c in state.contract.text}
-        shown = (
-            replace(arrays, timestamps=local_times.to_numpy(dtype=object)) if timezone else arrays
-        )
-        scaled, explanations = explain_windows(
-            self.model, shown, origins, config, state.contract.text, raw_text
-        )
+        text = state.contract.text
+        if text:
+            scaled, top = explain_windows(self.explainer, arrays, origins, config)
+        else:
+            scaled = predict_windows(self.model, arrays, origins, config)
         series = series_index(arrays, origins)
         values = state.scaler.inverse_target(scaled.astype(np.float64), series)
         quantiles = config.output_quantiles
         not_finite, error = _not_finite(values, series, quantiles)
         keep = ~_set_aside(not_finite, error, policy, on_set_aside)
         origins, series, values = origins[keep], series[keep], values[keep]
-        explanations = [e for e, kept in zip(explanations, keep, strict=True) if kept]
         horizon = config.horizon
-        origin_times = pd.DatetimeIndex(arrays.timestamps[origins])
-        offset = pd.tseries.frequencies.to_offset(freq)
-        steps = np.arange(1, horizon + 1)
+        origin_times = arrays.timestamps[origins]
         # steps are taken on the timestamps as held (UTC or wall-clock), then the zone is attached
-        target_times = np.concatenate(
-            [
-                pd.date_range(t + offset, periods=horizon, freq=offset).to_numpy()
-                for t in origin_times
-            ]
-        )
+        target_times = future_steps(origin_times, freq, horizon)
         out = pd.DataFrame(
             {
-                F.SERIES_ID: np.repeat(series.astype(str), horizon),
-                F.FORECAST_ORIGIN: local_times[origins].repeat(horizon),
-                F.TARGET_TIMESTAMP: attach_zone(target_times, timezone, freq),
-                F.HORIZON_STEP: np.tile(steps, len(origins)).astype(np.int32),
+                F.SERIES_ID: _repeated(series.astype(str), horizon),
+                F.FORECAST_ORIGIN: attach_zone(origin_times, timezone, freq).repeat(horizon),
+                F.TARGET_TIMESTAMP: attach_zone(target_times.ravel(), timezone, freq),
+                F.HORIZON_STEP: np.tile(np.arange(1, horizon + 1), len(origins)).astype(np.int32),
                 F.FORECAST: values[..., quantiles.index(0.5)].ravel(),
             }
         )
         if len(quantiles) > 1:
             for j, q in enumerate(quantiles):
                 out[F.quantile(q)] = values[..., j].ravel()
-        out[F.EXPLANATION] = np.repeat(np.asarray(explanations, dtype=object), horizon)
+        if text:
+            explanations = explanations_json(
+                top[keep],
+                text,
+                attach_zone(arrays.timestamps, timezone, freq),
+                {c: frame[c] for c in text},
+            )
+        else:
+            explanations = ["[]"] * len(origins)
+        out[F.EXPLANATION] = _repeated(explanations, horizon)
         out[F.MODEL_VERSION] = self.version
         out[F.RUN_ID] = run_id
         out[F.CREATED_AT] = created_at
@@ -215,6 +223,13 @@ class Forecaster:
         forecast = predict_windows(self.model, arrays, origins[windows], config)
         median = forecast[..., config.output_quantiles.index(0.5)].astype(np.float64)
         return windows, state.scaler.inverse_target(median, series_index(arrays, origins[windows]))
+
+
+def _repeated(values: Sequence[str], times: int) -> pd.api.extensions.ExtensionArray:
+    """Each of ``values`` ``times`` times in a row, as a pandas ``str`` array (one Arrow take,
+    not a Python object per row)."""
+    index = np.repeat(np.arange(len(values)), times)
+    return pd.array(pa.array(values, pa.large_string()).take(index), dtype="str")
 
 
 def _not_finite(

@@ -7,31 +7,52 @@ import pandas as pd
 
 from fusioncast.contract import SINGLE_SERIES_ID, DataContract
 
+_HASH_BLOCK = 1 << 18
 
-def series_keys(frame: pd.DataFrame, contract: DataContract) -> np.ndarray:
-    """Series id of every row as an array of str (one id for a single-series contract)."""
+
+def series_codes(frame: pd.DataFrame, contract: DataContract) -> tuple[np.ndarray, np.ndarray]:
+    """Every row's series as an integer code, and the series ids (str, object ``[S]``).
+
+    Codes number the series in order of first appearance (one hash pass over the column, no
+    per-row Python objects), so ``ids[codes]`` are the rows' ids.
+    """
     if contract.series_id is None:
-        return np.full(len(frame), SINGLE_SERIES_ID, dtype=object)
-    return frame[contract.series_id].astype(str).to_numpy(dtype=object)
+        ids = np.array([SINGLE_SERIES_ID] if len(frame) else [], dtype=object)
+        return np.zeros(len(frame), dtype=np.int64), ids
+    codes, uniques = pd.factorize(frame[contract.series_id])
+    return codes.astype(np.int64, copy=False), np.asarray(uniques.astype(str), dtype=object)
 
 
-def series_offsets(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct series ids in order of appearance and the row offsets ``[S + 1]`` of each block.
+def series_offsets(codes: np.ndarray) -> np.ndarray:
+    """Row offsets ``[S + 1]`` of each series' block, from the codes of :func:`series_codes`.
 
     Rows must already be grouped by series (validation sorts them).
     """
-    if len(keys) == 0:
-        return np.array([], dtype=object), np.zeros(1, dtype=np.int64)
-    change = np.flatnonzero(keys[1:] != keys[:-1]) + 1
-    starts = np.concatenate([[0], change]).astype(np.int64)
-    offsets = np.concatenate([starts, [len(keys)]]).astype(np.int64)
-    return keys[starts], offsets
+    if len(codes) == 0:
+        return np.zeros(1, dtype=np.int64)
+    change = np.flatnonzero(codes[1:] != codes[:-1]) + 1
+    return np.concatenate([[0], change, [len(codes)]]).astype(np.int64)
+
+
+def last_rows(frame: pd.DataFrame, contract: DataContract, count: int) -> pd.DataFrame:
+    """The last ``count`` rows of each series of a validated (grouped, sorted) frame."""
+    codes, _ = series_codes(frame, contract)
+    offsets = series_offsets(codes)
+    ends = np.repeat(offsets[1:], np.diff(offsets))
+    keep = np.arange(len(frame)) >= ends - count
+    return frame if keep.all() else frame.iloc[np.flatnonzero(keep)]
 
 
 def fingerprint(frame: pd.DataFrame) -> str:
-    """sha256 over the frame's column names and row hashes: identifies the data a model saw."""
+    """sha256 over the frame's column names and row hashes: identifies the data a model saw.
+
+    Rows are hashed in blocks (a row's hash does not depend on the others), so each block's
+    work stays in the processor's caches.
+    """
     import hashlib
 
     digest = hashlib.sha256("\x1f".join(map(str, frame.columns)).encode())
-    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    for start in range(0, len(frame), _HASH_BLOCK):
+        block = frame.iloc[start : start + _HASH_BLOCK]
+        digest.update(pd.util.hash_pandas_object(block, index=False).to_numpy().tobytes())
     return digest.hexdigest()

@@ -10,7 +10,7 @@ import pandas as pd
 
 from fusioncast.contract import DataContract
 from fusioncast.errors import ModelStateError
-from fusioncast.frames import series_keys
+from fusioncast.frames import series_codes
 
 SCALER_VERSION = 1
 _MIN_SCALE = 1e-8
@@ -19,6 +19,7 @@ _MIN_SCALE = 1e-8
 #: root of their count); beyond it a value is a unit or data error, and the model's forecast of it
 #: overflows.
 SCALE_BOUND = 1e6
+_BLOCK_ROWS = 1 << 20
 
 
 @dataclass
@@ -36,31 +37,29 @@ class SeriesScaler:
     def fit(cls, frame: pd.DataFrame, contract: DataContract, fit_mask: np.ndarray) -> SeriesScaler:
         """Fit on the rows where ``fit_mask`` is true (the training steps)."""
         columns = [contract.target, *contract.numeric]
-        keys = series_keys(frame, contract)
-        stats = _stats(frame.loc[fit_mask, columns], keys[fit_mask])
-        return cls(columns=columns, stats=stats)
+        codes, ids = series_codes(frame, contract)
+        keys = np.where(np.asarray(fit_mask, dtype=bool), codes, -1)
+        return cls(columns=columns, stats=_stats(frame[columns], keys, ids))
 
-    def transform(self, frame: pd.DataFrame, contract: DataContract) -> np.ndarray:
+    def transform(
+        self,
+        frame: pd.DataFrame,
+        contract: DataContract,
+        series: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> np.ndarray:
         """Scaled values ``[rows, len(columns)]`` float32; missing covariates become 0 (mean).
 
-        Works block by block over series, in float32, so memory stays at one copy of the table.
+        ``series``: the frame's :func:`~fusioncast.frames.series_codes`, when already at hand.
+        Works in blocks of rows, in float32, so memory stays at one copy of the table.
         """
-        keys = series_keys(frame, contract)
-        self._require(keys)
+        codes, ids = series or series_codes(frame, contract)
+        self._require(ids)
+        loc, scale = self._matrices(ids)
         scaled = frame[self.columns].to_numpy(dtype=np.float32, na_value=np.nan, copy=True)
-        codes, uniques = pd.factorize(keys)
-        loc = np.array([[self.stats[k][c][0] for c in self.columns] for k in uniques], np.float32)
-        scale = np.array([[self.stats[k][c][1] for c in self.columns] for k in uniques], np.float32)
-        boundaries = np.flatnonzero(np.diff(codes)) + 1
-        for start, stop in zip(
-            np.concatenate([[0], boundaries]),
-            np.concatenate([boundaries, [len(codes)]]),
-            strict=True,
-        ):
-            code = codes[start]
-            block = scaled[start:stop]
-            block -= loc[code]
-            block /= scale[code]
+        for start in range(0, len(scaled), _BLOCK_ROWS):
+            block = slice(start, start + _BLOCK_ROWS)
+            scaled[block] -= loc[codes[block]]
+            scaled[block] /= scale[codes[block]]
         np.nan_to_num(scaled[:, 1:], copy=False, nan=0.0)
         return scaled
 
@@ -77,18 +76,31 @@ class SeriesScaler:
     def _target_stats(self, keys: np.ndarray, ndim: int) -> tuple[np.ndarray, np.ndarray]:
         """Location and scale of the target for each of ``keys``, shaped to broadcast against
         values of ``ndim`` dimensions whose first is the keys'."""
+        codes, ids = pd.factorize(np.asarray(keys, dtype=object))
+        ids = np.asarray(ids, dtype=object)
+        self._require(ids)
         target = self.columns[0]
-        self._require(keys)
-        stats = np.array([self.stats[k][target] for k in keys], dtype=np.float64).reshape(-1, 2)
+        stats = np.array([self.stats[k][target] for k in ids], dtype=np.float64).reshape(-1, 2)
         expand = (slice(None),) + (None,) * (ndim - 1)
-        return stats[:, 0][expand], stats[:, 1][expand]
+        return stats[codes, 0][expand], stats[codes, 1][expand]
+
+    def _matrices(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Location and scale ``[len(ids), len(columns)]`` float32 of the series ``ids``."""
+        pairs = np.array(
+            [[self.stats[k][c] for c in self.columns] for k in ids], dtype=np.float32
+        ).reshape(len(ids), len(self.columns), 2)
+        return pairs[..., 0], pairs[..., 1]
 
     def with_series(self, frame: pd.DataFrame, contract: DataContract) -> SeriesScaler:
-        """A copy that also holds statistics for series of ``frame`` this scaler has not seen."""
-        keys = series_keys(frame, contract)
-        unseen = np.isin(keys, sorted(set(pd.unique(keys)) - set(self.stats)))
+        """A copy that also holds statistics for series of ``frame`` this scaler has not seen
+        (fitted on their whole history in ``frame``)."""
+        codes, ids = series_codes(frame, contract)
+        new = np.array([k not in self.stats for k in ids], dtype=bool)
+        if not new.any():
+            return self
+        keys = np.where(new[codes], codes, -1)
         stats = dict(self.stats)
-        stats.update(_stats(frame.loc[unseen, self.columns], keys[unseen]))
+        stats.update(_stats(frame[self.columns], keys, ids))
         return SeriesScaler(self.columns, stats)
 
     def _require(self, keys: np.ndarray) -> None:
@@ -111,15 +123,48 @@ class SeriesScaler:
         return cls(columns=list(payload["columns"]), stats=payload["stats"])
 
 
-def _stats(values: pd.DataFrame, keys: np.ndarray) -> dict[str, dict[str, list[float]]]:
-    grouped = values.astype(np.float64).groupby(keys, sort=False)
-    mean = grouped.mean()
-    std = grouped.std(ddof=0)
-    out: dict[str, dict[str, list[float]]] = {}
-    for key in mean.index:
-        out[str(key)] = {}
-        for column in values.columns:
-            loc = float(mean.at[key, column]) if np.isfinite(mean.at[key, column]) else 0.0
-            scale = float(std.at[key, column]) if np.isfinite(std.at[key, column]) else 1.0
-            out[str(key)][column] = [loc, scale if scale > _MIN_SCALE else 1.0]
-    return out
+def _stats(values: pd.DataFrame, keys: np.ndarray, ids: np.ndarray) -> dict[str, dict[str, list]]:
+    """``[location, scale]`` per column of ``values`` for each series ``ids[k]`` with rows whose
+    key is ``k`` (rows keyed -1 are left out): mean and population standard deviation of the
+    non-missing values; 0 and 1 where there are none, 1 for a constant column.
+
+    Two passes (sums, then squared deviations from the mean) of ``bincount`` over blocks of rows:
+    linear, and each block's temporaries are small enough to be reused from one to the next.
+    """
+    n, groups = len(keys), len(ids)
+    columns = list(values.columns)
+    data = [values[c].to_numpy(dtype=np.float64, na_value=np.nan) for c in columns]
+    rows = np.zeros(groups)
+    count = np.zeros((len(columns), groups))
+    total = np.zeros((len(columns), groups))
+    for start in range(0, n, _BLOCK_ROWS):
+        key = keys[start : start + _BLOCK_ROWS]
+        used = key >= 0
+        rows += np.bincount(key[used], minlength=groups)
+        for j, column in enumerate(data):
+            x = column[start : start + _BLOCK_ROWS]
+            ok = used & ~np.isnan(x)
+            count[j] += np.bincount(key[ok], minlength=groups)
+            total[j] += np.bincount(key[ok], weights=x[ok], minlength=groups)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = total / count
+    squares = np.zeros((len(columns), groups))
+    for start in range(0, n, _BLOCK_ROWS):
+        key = keys[start : start + _BLOCK_ROWS]
+        used = key >= 0
+        for j, column in enumerate(data):
+            x = column[start : start + _BLOCK_ROWS]
+            ok = used & ~np.isnan(x)
+            deviation = x[ok] - mean[j, key[ok]]
+            squares[j] += np.bincount(key[ok], weights=deviation * deviation, minlength=groups)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        std = np.sqrt(squares / count)
+    loc = np.where(np.isfinite(mean), mean, 0.0).T
+    scale = np.where(np.isfinite(std) & (std > _MIN_SCALE), std, 1.0).T
+    present = np.flatnonzero(rows)
+    return {
+        str(ids[g]): {c: [lv, sv] for c, lv, sv in zip(columns, l_row, s_row, strict=True)}
+        for g, l_row, s_row in zip(
+            present.tolist(), loc[present].tolist(), scale[present].tolist(), strict=True
+        )
+    }

@@ -14,9 +14,10 @@ import pandas as pd
 
 from fusioncast.contract import DataContract
 from fusioncast.errors import ConfigError, DataValidationError
-from fusioncast.frames import series_keys
+from fusioncast.frames import series_codes
 
 SPLIT_VERSION = 1
+_BLOCK_ROWS = 1 << 20
 TRAIN, VALIDATION, TEST = 0, 1, 2
 
 
@@ -33,7 +34,9 @@ class SplitBoundaries:
 
     def labels(self, timestamps: pd.Series | np.ndarray) -> np.ndarray:
         """Split label (TRAIN, VALIDATION or TEST) of each timestamp, int8 of the same length."""
-        values = pd.to_datetime(np.asarray(timestamps)).values
+        values = np.asarray(timestamps)
+        if values.dtype.kind != "M":  # validated frames hold datetime64 already: no copy
+            values = pd.to_datetime(values).values
         labels = np.full(len(values), TEST, dtype=np.int8)
         labels[values <= self.validation_end.to_datetime64()] = VALIDATION
         labels[values <= self.train_end.to_datetime64()] = TRAIN
@@ -101,15 +104,15 @@ def split_at(
     """Boundaries at given cut-offs, with each series' count of steps per split."""
     boundaries = SplitBoundaries(train_end, validation_end, {})
     labels = boundaries.labels(frame[contract.timestamp])
-    counts = (
-        pd.DataFrame({"series": series_keys(frame, contract), "label": labels})
-        .groupby(["series", "label"])
-        .size()
-        .unstack(fill_value=0)
-        .reindex(columns=[TRAIN, VALIDATION, TEST], fill_value=0)
-    )
+    codes, ids = series_codes(frame, contract)
+    counts = np.zeros(3 * len(ids), dtype=np.int64)
+    for start in range(0, len(codes), _BLOCK_ROWS):  # small temporaries, reused block to block
+        block = slice(start, start + _BLOCK_ROWS)
+        counts += np.bincount(codes[block] * 3 + labels[block], minlength=3 * len(ids))
+    counts = counts.reshape(len(ids), 3)
+    order = np.argsort(ids, kind="stable")
     per_series = {
-        str(sid): {"train": int(r[TRAIN]), "validation": int(r[VALIDATION]), "test": int(r[TEST])}
-        for sid, r in counts.iterrows()
+        ids[i]: {"train": int(c[TRAIN]), "validation": int(c[VALIDATION]), "test": int(c[TEST])}
+        for i, c in zip(order, counts[order].tolist(), strict=True)
     }
     return SplitBoundaries(train_end, validation_end, per_series)

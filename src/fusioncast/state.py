@@ -18,6 +18,7 @@ from fusioncast.contract import DataContract
 from fusioncast.embeddings import SentenceEncoder
 from fusioncast.encoding import CategoryEncoder
 from fusioncast.errors import DataValidationError, ModelStateError
+from fusioncast.frames import last_rows
 from fusioncast.model import ModelSpec
 from fusioncast.scaling import SCALE_BOUND, SeriesScaler
 from fusioncast.split import TRAIN, SplitBoundaries
@@ -55,7 +56,8 @@ def fit_vocabularies(
         return encoder, {}
     tokenizers = {
         column: TextTokenizer.fit(
-            frame.loc[train, column].to_numpy(dtype=object),
+            frame[column],
+            fit_mask=train,
             max_vocabulary=config.max_vocabulary,
             min_count=config.min_token_count,
             max_tokens_per_step=config.max_tokens_per_step,
@@ -179,6 +181,14 @@ class ForecastingState:
                 "deviations)"
             ),
         )
+
+    def forecast_rows(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The rows of a validated frame that a forecast reads: the last ``lookback`` steps of
+        each series (its whole history for ``linear_skip="statistical"``, whose prior is
+        fitted on it)."""
+        if self.spec.config.linear_skip == "statistical":
+            return frame
+        return last_rows(frame, self.contract, self.spec.config.lookback)
 
     def for_new_series(self, frame: pd.DataFrame) -> ForecastingState:
         """A state whose scaler also covers series of ``frame`` unseen in training."""

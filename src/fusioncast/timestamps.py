@@ -80,6 +80,19 @@ def attach_zone(stamps: Any, zone: str | None, freq: str) -> pd.DatetimeIndex:
     return index.tz_localize(zone, ambiguous=first, nonexistent="shift_forward")
 
 
+def future_steps(origins: np.ndarray, freq: str, horizon: int) -> np.ndarray:
+    """The ``horizon`` steps of frequency ``freq`` after each origin, ``datetime64 [B, H]``.
+
+    One vectorised offset per step (not one date range per origin).
+    """
+    offset = pd.tseries.frequencies.to_offset(freq)
+    index = pd.DatetimeIndex(origins)
+    steps = np.empty((len(index), horizon), dtype="datetime64[ns]")
+    for k in range(horizon):
+        steps[:, k] = (index + (k + 1) * offset).as_unit("ns").to_numpy()
+    return steps
+
+
 def _to_datetime(values: pd.Series, **kwargs: Any) -> pd.Series:
     """Parse to ``datetime64[ns]``; values in one zone keep it, mixed UTC offsets become UTC."""
     if ptypes.is_datetime64_any_dtype(values):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from fusioncast.errors import ModelStateError
 
@@ -43,15 +44,17 @@ class TextTokenizer:
         cls,
         texts: Iterable[str | None],
         *,
+        fit_mask: np.ndarray | None = None,
         max_vocabulary: int = 20_000,
         min_count: int = 2,
         max_tokens_per_step: int = 32,
     ) -> TextTokenizer:
-        """Fit on training text: the most frequent words seen at least ``min_count`` times."""
+        """Fit on training text (the rows of ``fit_mask``; all without): the most frequent words
+        seen at least ``min_count`` times."""
         counts: Counter[str] = Counter()
-        for text in texts:
-            if isinstance(text, str) and text:
-                counts.update(words(text)[:max_tokens_per_step])
+        for text, repeats in _distinct(texts, fit_mask).items():
+            for word, count in Counter(words(text)[:max_tokens_per_step]).items():
+                counts[word] += count * repeats
         kept = [w for w, c in counts.items() if c >= min_count]
         kept.sort(key=lambda w: (-counts[w], w))
         room = max(0, max_vocabulary - len(SPECIAL_TOKENS))
@@ -62,20 +65,33 @@ class TextTokenizer:
         return len(self.vocabulary)
 
     def encode(self, texts: Iterable[str | None]) -> tuple[np.ndarray, np.ndarray]:
-        """Token ids of each text: ``(flat int32 [M], offsets int64 [N + 1])``; null: no tokens."""
+        """Token ids of each text: ``(flat int32 [M], offsets int64 [N + 1])``; null: no tokens.
+
+        Each distinct text is tokenized once; its ids are then copied to every row that holds it.
+        """
+        codes, distinct = pd.factorize(_series(texts))
         index = {w: i for i, w in enumerate(self.vocabulary)}
-        flat: list[int] = []
-        lengths: list[int] = []
-        for text in texts:
-            if not isinstance(text, str) or not text:
-                lengths.append(0)
-                continue
-            ids = [index.get(w, OOV) for w in words(text)[: self.max_tokens_per_step]]
-            flat.extend(ids)
-            lengths.append(len(ids))
-        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        encoded = [
+            [index.get(w, OOV) for w in words(t)[: self.max_tokens_per_step]]
+            if isinstance(t, str)
+            else []
+            for t in distinct
+        ]
+        # a last, empty entry stands for the rows without text (code -1)
+        encoded.append([])
+        distinct_lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+        distinct_offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+        np.cumsum(distinct_lengths, out=distinct_offsets[1:])
+        distinct_ids = np.fromiter(
+            (i for ids in encoded for i in ids), dtype=np.int32, count=int(distinct_offsets[-1])
+        )
+        lengths = distinct_lengths[codes]
+        offsets = np.zeros(len(codes) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
-        return np.asarray(flat, dtype=np.int32), offsets
+        rows = np.flatnonzero(lengths)
+        # position p of row r's tokens comes from its text's tokens at p - offsets[r]
+        shift = np.repeat(distinct_offsets[codes[rows]] - offsets[rows], lengths[rows])
+        return distinct_ids[np.arange(offsets[-1]) + shift], offsets
 
     def decode(self, ids: Iterable[int]) -> list[str]:
         return [self.vocabulary[i] for i in ids]
@@ -95,3 +111,21 @@ class TextTokenizer:
                 f"tokenizer state version {payload.get('version')!r} is not supported"
             )
         return cls(list(payload["vocabulary"]), int(payload["max_tokens_per_step"]))
+
+
+def _distinct(texts: Iterable[str | None], mask: np.ndarray | None) -> dict[str, int]:
+    """How many times each distinct non-empty text occurs (in the rows of ``mask``, if given)."""
+    codes, distinct = pd.factorize(_series(texts))  # missing: -1
+    if mask is not None:
+        codes = codes[np.asarray(mask, dtype=bool)]
+    counts = np.bincount(codes[codes >= 0], minlength=len(distinct))
+    return {
+        text: int(n)
+        for text, n in zip(distinct, counts.tolist(), strict=True)
+        if n and isinstance(text, str) and text
+    }
+
+
+def _series(texts: Iterable[str | None]) -> pd.Series:
+    """``texts`` as a Series (a frame's column as it is: no copy into Python objects)."""
+    return texts if isinstance(texts, pd.Series) else pd.Series(list(texts), dtype=object)

@@ -19,7 +19,7 @@ from fusioncast.config import ModelConfig
 from fusioncast.contract import DataContract
 from fusioncast.embeddings import SentenceEncoder, embed_texts
 from fusioncast.encoding import CategoryEncoder
-from fusioncast.frames import series_keys, series_offsets
+from fusioncast.frames import series_codes, series_offsets
 from fusioncast.scaling import SeriesScaler
 from fusioncast.split import SplitBoundaries
 from fusioncast.tokenize import BOS, PAD, TextTokenizer
@@ -94,9 +94,9 @@ def build_arrays(
     With ``text_encoder`` each text feature holds the frozen embeddings of its texts (read from
     or added to ``embedding_cache`` when given) instead of token ids.
     """
-    keys = series_keys(frame, contract)
-    series_ids, offsets = series_offsets(keys)
-    row_series = np.repeat(np.arange(len(series_ids), dtype=np.int32), np.diff(offsets))
+    codes, series_ids = series_codes(frame, contract)
+    offsets = series_offsets(codes)
+    row_series = codes.astype(np.int32)
     n = len(frame)
     dynamic = np.zeros((n, len(contract.dynamic_categorical)), dtype=np.int32)
     for i, column in enumerate(contract.dynamic_categorical):
@@ -107,17 +107,17 @@ def build_arrays(
         static[:, i] = encoder.encode(first_rows, column)
     text: list[TextArrays | TextEmbeddingArrays] = []
     for column in contract.text:
-        values = frame[column].to_numpy(dtype=object)
         if text_encoder is not None:
+            values = frame[column].to_numpy(dtype=object)
             text.append(TextEmbeddingArrays(*embed_texts(text_encoder, values, embedding_cache)))
         else:
-            text.append(TextArrays.from_ids(*tokenizers[column].encode(values)))
+            text.append(TextArrays.from_ids(*tokenizers[column].encode(frame[column])))
     return SeriesArrays(
         series_ids=series_ids,
         offsets=offsets,
         row_series=row_series,
         timestamps=frame[contract.timestamp].to_numpy(),
-        numeric=scaler.transform(frame, contract),
+        numeric=scaler.transform(frame, contract, (codes, series_ids)),
         dynamic=dynamic,
         static=static,
         text=text,

@@ -132,7 +132,11 @@ def read_dataset(source: str | Path | DatasetFiles, contract: DataContract) -> p
             f"pyarrow cannot read the dataset: {_data_problem(error)}",
             _first_broken(files, schemas, contract),
         ) from None
-    return table.to_pandas()
+    # column by column, each Arrow buffer freed once converted: the peak stays near one copy
+    frame = table.to_pandas(self_destruct=True, split_blocks=True)
+    del table
+    pa.default_memory_pool().release_unused()
+    return frame
 
 
 def _file_schemas(files: DatasetFiles) -> list[pa.Schema]:

@@ -92,10 +92,20 @@ def sort_series(
     else:
         codes, uniques = pd.factorize(out[contract.series_id], sort=True)
         names = np.asarray(uniques, dtype=object)
+        if _in_order(codes, timestamps):  # as most inputs come: no sort, no copy
+            return out, codes, names
         order = np.lexsort((timestamps, codes))
     if np.array_equal(order, np.arange(len(out))):
         return out, codes, names
     return out.take(order), codes[order], names
+
+
+def _in_order(codes: np.ndarray, timestamps: np.ndarray) -> bool:
+    """Whether rows are already sorted by (series code, timestamp)."""
+    same = codes[1:] == codes[:-1]
+    return bool(
+        np.all(codes[1:] >= codes[:-1]) and np.all(~same | (timestamps[1:] >= timestamps[:-1]))
+    )
 
 
 @dataclass
