@@ -33,14 +33,13 @@ from pathlib import Path
 BIN = Path(sys.executable).parent
 LIBRARY = """
 import sys
-from pathlib import Path
 import pandas as pd
 from fusioncast.parameters import Workspace
 from fusioncast.publish import publish_forecasts
 from fusioncast.registry import ModelRegistry
 from fusioncast.validation import validate_dataset
 
-data, workdir = sys.argv[1], Path(sys.argv[2])
+data, workdir = sys.argv[1], sys.argv[2]
 workspace = Workspace(root=workdir)
 forecaster = ModelRegistry(workspace.models).load(None, workspace.path)
 frame, report = validate_dataset(

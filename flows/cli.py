@@ -10,6 +10,9 @@ import argparse
 import json
 import os
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 # Offline-friendly defaults; a user's own environment wins.
@@ -241,17 +244,21 @@ def run(argv: list[str] | None = None) -> dict[str, str]:
         print(f"demo dataset written to {path}")
         return {"data_path": str(path)}
     if args.command == "backtest":
-        from fusioncast.flows.backtest import backtest
         from fusioncast.parameters import BacktestParameters
 
-        outcome = backtest(_retrain_parameters(args, BacktestParameters))
+        parameters = _retrain_parameters(args, BacktestParameters)
+        with _temporary_server():
+            from fusioncast.flows.backtest import backtest
+
+        outcome = backtest(parameters)
         print(f"backtest metrics written to {outcome['metrics_path']}")
         return outcome
     if args.command == "select":
         from fusioncast.parameters import SelectParameters
 
         parameters = _retrain_parameters(args, SelectParameters)  # checked before Prefect loads
-        from fusioncast.flows.selection import select
+        with _temporary_server():
+            from fusioncast.flows.selection import select
 
         outcome = select(parameters)
         print(
@@ -266,12 +273,14 @@ def run(argv: list[str] | None = None) -> dict[str, str]:
             from fusioncast.demo import write_demo_dataset
 
             print(f"demo dataset written to {write_demo_dataset(parameters.data_path)}")
-        from fusioncast.flows.retrain import retrain
+        with _temporary_server():
+            from fusioncast.flows.retrain import retrain
 
         outcome = retrain(parameters)
     else:
         parameters = _forecast_parameters(args)
-        from fusioncast.flows.forecast import forecast_flow
+        with _temporary_server():
+            from fusioncast.flows.forecast import forecast_flow
 
         outcome = forecast_flow(parameters)
     print(f"model version: {outcome['model_version']}")
@@ -282,6 +291,34 @@ def run(argv: list[str] | None = None) -> dict[str, str]:
     if outcome.get("forecasts_path"):
         print(f"forecasts written to {outcome['forecasts_path']}")
     return outcome
+
+
+@contextmanager
+def _temporary_server() -> Iterator[None]:
+    """Start Prefect's temporary server (when no ``PREFECT_API_URL`` names a server) while the
+    body imports the flow's modules, and wait for it at the end.
+
+    The run would start it on its first call to the API, after those imports; starting it here
+    overlaps its seconds of start-up with theirs. A failed start is left to the run, which
+    starts it again and reports the error.
+    """
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
+
+    starting = None
+    if not PREFECT_API_URL.value() and PREFECT_SERVER_EPHEMERAL_ENABLED.value():
+        starting = threading.Thread(target=_start_quietly, args=(SubprocessASGIServer(),))
+        starting.start()
+    try:
+        yield
+    finally:
+        if starting is not None:
+            starting.join()
+
+
+def _start_quietly(server) -> None:
+    with suppress(Exception):  # the run's own start raises it
+        server.start()
 
 
 def _one_line(error: ValidationError) -> str:
