@@ -22,7 +22,7 @@ def backtest(parameters: BacktestParameters | None = None) -> dict[str, str]:
     run_id = str(flow_run.id or "local")
     workspace, contract, model = parameters.workspace, parameters.contract, parameters.model
 
-    frame, report, _ = validate_data(
+    frame, report = validate_data(
         parameters.data_path,
         contract,
         model.lookback + model.horizon,

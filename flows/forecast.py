@@ -20,7 +20,7 @@ def forecast_flow(parameters: ForecastParameters | None = None) -> dict[str, str
     workspace = parameters.workspace
 
     forecaster = load_model(workspace.models, parameters.model_version, workspace.path)
-    frame, report, _ = validate_data(
+    frame, report = validate_data(
         parameters.data_path,
         forecaster.contract,
         forecaster.config.lookback,

@@ -23,7 +23,7 @@ from fusioncast.tasks.registry import (
 )
 from fusioncast.tasks.report import summarise_run
 from fusioncast.tasks.train import train
-from fusioncast.tasks.validate import validate_data
+from fusioncast.tasks.validate import fingerprint_data, validate_data
 
 
 @flow(name="retrain")
@@ -36,13 +36,14 @@ def retrain(parameters: RetrainParameters | None = None) -> dict[str, str]:
     model_config, training = parameters.model, parameters.training
 
     check_registry(workspace.models)  # a broken champion pointer stops the run before training
-    frame, report, data_fingerprint = validate_data(
+    frame, report = validate_data(
         parameters.data_path,
         contract,
         model_config.lookback + model_config.horizon,
         workspace.reports(run_id),
         parameters.validation,
     )
+    data_fingerprint = fingerprint_data(frame)
     references = read_references(parameters.data_path, report.timezone, report.freq)
     boundaries = split_data(frame, contract, training.train_fraction, training.validation_fraction)
     state, arrays = prepare_data(frame, contract, boundaries, model_config, workspace.path)

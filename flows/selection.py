@@ -30,7 +30,7 @@ def select(parameters: SelectParameters | None = None) -> dict[str, str]:
     workspace, contract, model = parameters.workspace, parameters.contract, parameters.model
 
     candidates = settings_to_compare(parameters.candidates, model, parameters.training)
-    frame, report, _ = validate_data(
+    frame, report = validate_data(
         parameters.data_path,
         contract,
         model.lookback + model.horizon,

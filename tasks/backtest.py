@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-from prefect import task
 from prefect.artifacts import create_table_artifact
 
 from fusioncast.backtest import Fold, plan_folds, run_fold
@@ -14,6 +13,7 @@ from fusioncast.contract import DataContract
 from fusioncast.contract import MetricColumn as M
 from fusioncast.evaluate import summarise
 from fusioncast.report import write_metrics
+from fusioncast.tasks import task
 
 BACKTEST_METRICS = "backtest_metrics.parquet"
 

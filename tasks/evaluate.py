@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from prefect import get_run_logger, task
+from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from fusioncast.config import BaselineConfig
@@ -16,6 +16,7 @@ from fusioncast.evaluate import Evaluation, evaluate_model, season_length
 from fusioncast.forecast import Forecaster
 from fusioncast.references import REFERENCE, held_origins, read_reference_forecasts
 from fusioncast.report import limit_summary, write_report
+from fusioncast.tasks import task
 from fusioncast.windows import SeriesArrays
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-from prefect import get_run_logger, task
+from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from fusioncast.contract import ForecastColumn
 from fusioncast.errors import DataValidationError
 from fusioncast.forecast import Forecaster
 from fusioncast.publish import publish_forecasts
+from fusioncast.tasks import task
 
 
 @task(name="forecast")

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-from prefect import task
 
 from fusioncast.config import ModelConfig
 from fusioncast.contract import DataContract
 from fusioncast.split import SplitBoundaries, split_by_time
 from fusioncast.state import ForecastingState, prepare
+from fusioncast.tasks import task
 from fusioncast.windows import SeriesArrays
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from prefect import get_run_logger, task
+from prefect import get_run_logger
 
 from fusioncast.config import PromotionConfig
 from fusioncast.evaluate import Evaluation
@@ -15,6 +15,7 @@ from fusioncast.forecast import Forecaster
 from fusioncast.promotion import GateDecision, decide
 from fusioncast.registry import ModelRegistry
 from fusioncast.scaling import SeriesScaler
+from fusioncast.tasks import task
 
 
 @task(name="check-registry")

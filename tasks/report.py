@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from prefect import task
 from prefect.artifacts import create_markdown_artifact
+
+from fusioncast.tasks import task
 
 
 @task(name="summarise-run")

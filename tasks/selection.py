@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-from prefect import get_run_logger, task
+from prefect import get_run_logger
 from prefect.artifacts import create_table_artifact
 
 from fusioncast.config import BacktestConfig, BaselineConfig, ModelConfig, TrainingConfig
@@ -27,6 +27,7 @@ from fusioncast.selection import (
     selection_folds,
 )
 from fusioncast.storage import write_json, write_parquet
+from fusioncast.tasks import task
 
 
 @task(name="candidate-settings")

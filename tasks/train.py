@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import get_run_logger, task
+from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
 from fusioncast.config import TrainingConfig
 from fusioncast.forecast import Forecaster
 from fusioncast.state import ForecastingState
+from fusioncast.tasks import task
 from fusioncast.training import TrainingResult, train_forecaster
 from fusioncast.windows import SeriesArrays
 

@@ -6,13 +6,14 @@ import json
 from pathlib import Path
 
 import pandas as pd
-from prefect import get_run_logger, task
+from prefect import get_run_logger
 from prefect.artifacts import create_table_artifact
 
 from fusioncast.config import ValidationConfig
 from fusioncast.contract import DataContract
 from fusioncast.frames import fingerprint
 from fusioncast.storage import failures_name
+from fusioncast.tasks import task
 from fusioncast.validation import REPORT_FILE, ValidationReport, validate_dataset
 
 
@@ -23,9 +24,9 @@ def validate_data(
     min_length: int,
     report_dir: Path,
     config: ValidationConfig | None = None,
-) -> tuple[pd.DataFrame, ValidationReport, str]:
-    """The validated frame (sorted; quarantined rows and too-short series left out), its report,
-    and its fingerprint.
+) -> tuple[pd.DataFrame, ValidationReport]:
+    """The validated frame (sorted; quarantined rows and too-short series left out) and its
+    report.
 
     The report is shown as a table artifact (rule, column, failing count, example, status), on
     failure too; the run stops with the rule's message (a ``DataValidationError``).
@@ -61,7 +62,13 @@ def validate_data(
         logger.warning(
             "validation: %d row(s) quarantined to %s", report.n_quarantined, report.quarantine_path
         )
-    return valid, report, fingerprint(valid)
+    return valid, report
+
+
+@task(name="fingerprint")
+def fingerprint_data(frame: pd.DataFrame) -> str:
+    """sha256 of the validated data, recorded with the model trained on it."""
+    return fingerprint(frame)
 
 
 def _publish_report(report_dir: Path) -> None:
