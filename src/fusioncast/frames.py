@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pandas as pd
 
 from fusioncast.contract import SINGLE_SERIES_ID, DataContract
 
-_HASH_BLOCK = 1 << 18
+#: Rows per block of a pass over a large frame: each block's temporaries (8 MB per float64
+#: column) are reused from one block to the next instead of being fresh memory the length of
+#: the frame.
+BLOCK_ROWS = 1 << 20
+
+
+def row_blocks(n_rows: int, size: int = BLOCK_ROWS) -> Iterator[slice]:
+    """Consecutive slices of at most ``size`` rows covering ``n_rows``."""
+    for start in range(0, n_rows, size):
+        yield slice(start, start + size)
 
 
 def series_codes(frame: pd.DataFrame, contract: DataContract) -> tuple[np.ndarray, np.ndarray]:
@@ -52,7 +63,7 @@ def fingerprint(frame: pd.DataFrame) -> str:
     import hashlib
 
     digest = hashlib.sha256("\x1f".join(map(str, frame.columns)).encode())
-    for start in range(0, len(frame), _HASH_BLOCK):
-        block = frame.iloc[start : start + _HASH_BLOCK]
+    for rows in row_blocks(len(frame), BLOCK_ROWS // 4):
+        block = frame.iloc[rows]
         digest.update(pd.util.hash_pandas_object(block, index=False).to_numpy().tobytes())
     return digest.hexdigest()

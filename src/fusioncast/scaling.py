@@ -10,7 +10,7 @@ import pandas as pd
 
 from fusioncast.contract import DataContract
 from fusioncast.errors import ModelStateError
-from fusioncast.frames import series_codes
+from fusioncast.frames import row_blocks, series_codes
 
 SCALER_VERSION = 1
 _MIN_SCALE = 1e-8
@@ -19,7 +19,6 @@ _MIN_SCALE = 1e-8
 #: root of their count); beyond it a value is a unit or data error, and the model's forecast of it
 #: overflows.
 SCALE_BOUND = 1e6
-_BLOCK_ROWS = 1 << 20
 
 
 @dataclass
@@ -56,8 +55,7 @@ class SeriesScaler:
         self._require(ids)
         loc, scale = self._matrices(ids)
         scaled = frame[self.columns].to_numpy(dtype=np.float32, na_value=np.nan, copy=True)
-        for start in range(0, len(scaled), _BLOCK_ROWS):
-            block = slice(start, start + _BLOCK_ROWS)
+        for block in row_blocks(len(scaled)):
             scaled[block] -= loc[codes[block]]
             scaled[block] /= scale[codes[block]]
         np.nan_to_num(scaled[:, 1:], copy=False, nan=0.0)
@@ -137,23 +135,23 @@ def _stats(values: pd.DataFrame, keys: np.ndarray, ids: np.ndarray) -> dict[str,
     rows = np.zeros(groups)
     count = np.zeros((len(columns), groups))
     total = np.zeros((len(columns), groups))
-    for start in range(0, n, _BLOCK_ROWS):
-        key = keys[start : start + _BLOCK_ROWS]
+    for block in row_blocks(n):
+        key = keys[block]
         used = key >= 0
         rows += np.bincount(key[used], minlength=groups)
         for j, column in enumerate(data):
-            x = column[start : start + _BLOCK_ROWS]
+            x = column[block]
             ok = used & ~np.isnan(x)
             count[j] += np.bincount(key[ok], minlength=groups)
             total[j] += np.bincount(key[ok], weights=x[ok], minlength=groups)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = total / count
     squares = np.zeros((len(columns), groups))
-    for start in range(0, n, _BLOCK_ROWS):
-        key = keys[start : start + _BLOCK_ROWS]
+    for block in row_blocks(n):
+        key = keys[block]
         used = key >= 0
         for j, column in enumerate(data):
-            x = column[start : start + _BLOCK_ROWS]
+            x = column[block]
             ok = used & ~np.isnan(x)
             deviation = x[ok] - mean[j, key[ok]]
             squares[j] += np.bincount(key[ok], weights=deviation * deviation, minlength=groups)

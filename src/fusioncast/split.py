@@ -14,10 +14,9 @@ import pandas as pd
 
 from fusioncast.contract import DataContract
 from fusioncast.errors import ConfigError, DataValidationError
-from fusioncast.frames import series_codes
+from fusioncast.frames import row_blocks, series_codes
 
 SPLIT_VERSION = 1
-_BLOCK_ROWS = 1 << 20
 TRAIN, VALIDATION, TEST = 0, 1, 2
 
 
@@ -106,8 +105,7 @@ def split_at(
     labels = boundaries.labels(frame[contract.timestamp])
     codes, ids = series_codes(frame, contract)
     counts = np.zeros(3 * len(ids), dtype=np.int64)
-    for start in range(0, len(codes), _BLOCK_ROWS):  # small temporaries, reused block to block
-        block = slice(start, start + _BLOCK_ROWS)
+    for block in row_blocks(len(codes)):
         counts += np.bincount(codes[block] * 3 + labels[block], minlength=3 * len(ids))
     counts = counts.reshape(len(ids), 3)
     order = np.argsort(ids, kind="stable")
