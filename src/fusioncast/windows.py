@@ -287,8 +287,6 @@ class WindowSampler(keras.utils.PyDataset):
         self._text_for = (
             np.random.default_rng(seed + 1).permutation(self.origins) if shuffle_text else None
         )
-        if shuffle:
-            self.on_epoch_end()
 
     @property
     def num_batches(self) -> int:
@@ -300,10 +298,18 @@ class WindowSampler(keras.utils.PyDataset):
         return self.num_batches
 
     def batch_origins(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
-        """Origins of batch ``index`` and, for the shuffled-text control, their text's origins."""
+        """Origins of batch ``index`` and, for the shuffled-text control, their text's origins.
+
+        Every random draw happens here, in the order batches are asked for: a shuffled epoch
+        draws its order when its first batch is asked for. Keras asks for the next epoch's
+        first batches on its prefetch thread while it calls ``on_epoch_end``; a draw there
+        would race with them and make the same seed train another model.
+        """
         if self.steps_per_epoch is not None:
             positions = self._rng.integers(0, len(self.origins), self.batch_size)
         else:
+            if self.shuffle and index == 0:
+                self._positions = self._rng.permutation(len(self.origins))
             positions = self._positions[index * self.batch_size : (index + 1) * self.batch_size]
         text = None if self._text_for is None else self._text_for[positions]
         return self.origins[positions], text
@@ -330,10 +336,6 @@ class WindowSampler(keras.utils.PyDataset):
         if not self.with_targets:
             return (inputs,)
         return inputs, gather_targets(self.arrays, origins, self.horizon)
-
-    def on_epoch_end(self) -> None:
-        if self.shuffle:
-            self._positions = self._rng.permutation(len(self.origins))
 
 
 def sampler(
