@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import math
+import random
 import shutil
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 
 import numpy as np
 import pytest
 from tiny_pipeline import child_env
 
 from fusioncast.demo import DEMO_CONTRACT as C
-from fusioncast.split import split_by_time
+from fusioncast.split import TRAIN, split_by_time
 from fusioncast.state import prepare
 from fusioncast.training import train_forecaster, train_model
-from fusioncast.windows import forecast_origins, gather_inputs
+from fusioncast.windows import WindowSampler, forecast_origins, gather_inputs, window_origins
 
 pytestmark = pytest.mark.slow
 
@@ -39,6 +43,54 @@ def test_same_seed_same_model(prepared, fast_training):
     assert np.abs(a - c).max() > 1e-4
     assert fit.history == refit.history
     assert first.state is state and first.version is None  # a version comes with registering
+
+
+def test_every_training_window_is_served_once_per_epoch(prepared, fast_training, monkeypatch):
+    """The sampler orders each epoch (seeded); Keras must not reorder its batches (its shuffle
+    draws from Python's global ``random``, which a worker's other threads draw from too)."""
+    state, arrays = prepared
+    served: list[np.ndarray] = []
+    batch_origins = WindowSampler.batch_origins
+
+    def recording(self, index):
+        origins, text = batch_origins(self, index)
+        if self.shuffle:
+            served.append(origins)
+        return origins, text
+
+    monkeypatch.setattr(WindowSampler, "batch_origins", recording)
+    training = fast_training.model_copy(update={"steps_per_epoch": None, "epochs": 2})
+    train_model(arrays, state.spec, training.model_copy(update={"patience": 5}))
+    windows = window_origins(arrays, state.spec.config.lookback, state.spec.config.horizon, TRAIN)
+    batches = math.ceil(len(windows) / training.batch_size)
+    epochs = [np.concatenate(served[-2 * batches : -batches]), np.concatenate(served[-batches:])]
+    for epoch in epochs:
+        np.testing.assert_array_equal(np.sort(epoch), np.sort(windows))
+    assert not np.array_equal(*epochs)  # and each epoch in another order
+
+
+def test_other_threads_drawing_from_pythons_random_change_nothing(prepared, fast_training):
+    """Dask's and Prefect's threads in a worker draw from Python's global ``random`` while a
+    fold trains; the fold must train the same model as in a quiet process."""
+    state, arrays = prepared
+    training = fast_training.model_copy(update={"steps_per_epoch": None, "epochs": 1})
+    origins = forecast_origins(arrays, 21)
+    quiet = train_forecaster(state, arrays, training)[0].predict_windows(arrays, origins)
+    stop = threading.Event()
+
+    def draw() -> None:
+        while not stop.is_set():
+            random.random()
+            time.sleep(0.0005)
+
+    other = threading.Thread(target=draw)
+    other.start()
+    try:
+        busy = train_forecaster(state, arrays, training)[0].predict_windows(arrays, origins)
+    finally:
+        stop.set()
+        other.join()
+    np.testing.assert_array_equal(quiet, busy)
 
 
 def test_early_stopping_keeps_the_best_epoch(prepared, fast_training):

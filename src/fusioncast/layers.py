@@ -1,10 +1,13 @@
 """Custom Keras layers of the forecasting model: serialisable, mask-aware, backend-agnostic.
 
 Every layer here uses only ``keras.ops``, stores its constructor arguments, returns them from
-``get_config`` and is registered, so a saved model loads with ``safe_mode=True``.
+``get_config`` (all but the seed of its initial weights, which a loaded model does not need) and
+is registered, so a saved model loads with ``safe_mode=True``.
 """
 
 from __future__ import annotations
+
+import random
 
 import keras
 from keras import ops
@@ -12,6 +15,28 @@ from keras import ops
 from fusioncast.tokenize import BOS, PAD
 
 PACKAGE = "fusioncast"
+
+
+class Seeds:
+    """Seeds of the model's random initial weights and dropout masks, drawn in build order from
+    one seed. Keras draws an unseeded layer's seed from Python's global ``random``, which other
+    threads of a worker process (Dask's, Prefect's) draw from too: the same training seed would
+    build another model there."""
+
+    def __init__(self, seed: int | None) -> None:
+        self._draw = None if seed is None else random.Random(seed)
+
+    def __call__(self) -> int | None:
+        return None if self._draw is None else self._draw.randint(1, 2**30)
+
+    def uniform(self) -> keras.initializers.Initializer:  # Keras's default for embeddings
+        return keras.initializers.RandomUniform(-0.05, 0.05, seed=self())
+
+    def glorot(self) -> keras.initializers.Initializer:  # ... for kernels
+        return keras.initializers.GlorotUniform(seed=self())
+
+    def orthogonal(self) -> keras.initializers.Initializer:  # ... for recurrent kernels
+        return keras.initializers.Orthogonal(seed=self())
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -22,13 +47,21 @@ class TokenAndAgeEmbedding(keras.layers.Layer):
     ``tokens != 0`` (padding), which the following LSTM and attention respect.
     """
 
-    def __init__(self, vocabulary_size: int, max_age: int, output_dim: int, **kwargs) -> None:
+    def __init__(
+        self, vocabulary_size: int, max_age: int, output_dim: int, seed: int | None = None, **kwargs
+    ) -> None:
+        """``seed``: of the initial embeddings (see :class:`Seeds`)."""
         super().__init__(**kwargs)
         self.vocabulary_size = vocabulary_size
         self.max_age = max_age
         self.output_dim = output_dim
-        self.token_embedding = keras.layers.Embedding(vocabulary_size, output_dim, name="token")
-        self.age_embedding = keras.layers.Embedding(max_age + 1, output_dim, name="age")
+        seeds = Seeds(seed)
+        self.token_embedding = keras.layers.Embedding(
+            vocabulary_size, output_dim, embeddings_initializer=seeds.uniform(), name="token"
+        )
+        self.age_embedding = keras.layers.Embedding(
+            max_age + 1, output_dim, embeddings_initializer=seeds.uniform(), name="age"
+        )
 
     def build(self, input_shape) -> None:
         tokens_shape, age_shape = input_shape
@@ -66,12 +99,18 @@ class ProjectionAndAgeEmbedding(keras.layers.Layer):
     attention pooling respects.
     """
 
-    def __init__(self, max_age: int, output_dim: int, **kwargs) -> None:
+    def __init__(self, max_age: int, output_dim: int, seed: int | None = None, **kwargs) -> None:
+        """``seed``: of the initial weights (see :class:`Seeds`)."""
         super().__init__(**kwargs)
         self.max_age = max_age
         self.output_dim = output_dim
-        self.projection = keras.layers.Dense(output_dim, name="projection")
-        self.age_embedding = keras.layers.Embedding(max_age + 1, output_dim, name="age")
+        seeds = Seeds(seed)
+        self.projection = keras.layers.Dense(
+            output_dim, kernel_initializer=seeds.glorot(), name="projection"
+        )
+        self.age_embedding = keras.layers.Embedding(
+            max_age + 1, output_dim, embeddings_initializer=seeds.uniform(), name="age"
+        )
 
     def build(self, input_shape) -> None:
         vectors_shape, age_shape = input_shape
@@ -103,16 +142,22 @@ class MaskedAttentionPooling(keras.layers.Layer):
     attention weights ``[B, T]`` (each row sums to 1 over unmasked steps).
     """
 
-    def __init__(self, units: int, **kwargs) -> None:
+    def __init__(self, units: int, seed: int | None = None, **kwargs) -> None:
+        """``seed``: of the initial weights (see :class:`Seeds`)."""
         super().__init__(**kwargs)
         self.units = units
         self.supports_masking = True
+        seeds = Seeds(seed)
+        self._initializers = (seeds.glorot(), seeds.glorot())
 
     def build(self, input_shape) -> None:
         dim = input_shape[-1]
-        self.projection = self.add_weight(shape=(dim, self.units), name="projection")
+        projection, score = self._initializers
+        self.projection = self.add_weight(
+            shape=(dim, self.units), initializer=projection, name="projection"
+        )
         self.bias = self.add_weight(shape=(self.units,), initializer="zeros", name="bias")
-        self.score = self.add_weight(shape=(self.units, 1), name="score")
+        self.score = self.add_weight(shape=(self.units, 1), initializer=score, name="score")
         self.built = True
 
     def call(self, inputs, mask=None):

@@ -40,6 +40,7 @@ from fusioncast.layers import (
     MonotoneQuantiles,
     PriorSkip,
     ProjectionAndAgeEmbedding,
+    Seeds,
     StepPresenceGate,
     TextPresenceGate,
     TokenAndAgeEmbedding,
@@ -100,8 +101,22 @@ def attention_layer_name(text_index: int) -> str:
     return f"text_{text_index}_attention"
 
 
-def build_model(spec: ModelSpec) -> keras.Model:
-    """Build (uncompiled) the model for ``spec``; output ``forecast`` is ``[B, H, Q]`` scaled."""
+def _lstm(units: int, seeds: Seeds, **kwargs) -> keras.layers.LSTM:
+    return keras.layers.LSTM(
+        units,
+        kernel_initializer=seeds.glorot(),
+        recurrent_initializer=seeds.orthogonal(),
+        seed=seeds(),
+        **kwargs,
+    )
+
+
+def build_model(spec: ModelSpec, seed: int | None = None) -> keras.Model:
+    """Build (uncompiled) the model for ``spec``; output ``forecast`` is ``[B, H, Q]`` scaled.
+
+    ``seed``: of every random initial weight and dropout mask (see :class:`Seeds`).
+    """
+    seeds = Seeds(seed)
     cfg = spec.config
     lookback, horizon = cfg.lookback, cfg.horizon
     quantiles = cfg.output_quantiles
@@ -116,7 +131,10 @@ def build_model(spec: ModelSpec) -> keras.Model:
         inputs[f"dynamic_{i}"] = codes
         sequence.append(
             keras.layers.Embedding(
-                cardinality, embedding_dim(cardinality), name=f"dynamic_{i}_embedding"
+                cardinality,
+                embedding_dim(cardinality),
+                embeddings_initializer=seeds.uniform(),
+                name=f"dynamic_{i}_embedding",
             )(codes)
         )
     history = (
@@ -124,13 +142,16 @@ def build_model(spec: ModelSpec) -> keras.Model:
     )
     # The window's level and spread stay out of the features: a level never seen in training must
     # not reach the Dense layers, which would extrapolate it (they act only via denormalisation).
-    merged = [keras.layers.LSTM(cfg.numeric_units, name="numeric_lstm")(history)]
+    merged = [_lstm(cfg.numeric_units, seeds, name="numeric_lstm")(history)]
 
     for i, cardinality in enumerate(spec.static_cardinalities):
         codes = keras.Input((1,), dtype="int32", name=f"static_{i}")
         inputs[f"static_{i}"] = codes
         embedded = keras.layers.Embedding(
-            cardinality, embedding_dim(cardinality), name=f"static_{i}_embedding"
+            cardinality,
+            embedding_dim(cardinality),
+            embeddings_initializer=seeds.uniform(),
+            name=f"static_{i}_embedding",
         )(codes)
         merged.append(keras.layers.Flatten(name=f"static_{i}_flat")(embedded))
 
@@ -141,28 +162,39 @@ def build_model(spec: ModelSpec) -> keras.Model:
             age = keras.Input((lookback,), dtype="int32", name=f"text_{i}_age")
             inputs[f"text_{i}_embeddings"], inputs[f"text_{i}_age"] = vectors, age
             encoded = ProjectionAndAgeEmbedding(
-                lookback, cfg.text_units, name=f"text_{i}_projection"
+                lookback, cfg.text_units, seed=seeds(), name=f"text_{i}_projection"
             )([vectors, age])
         else:
             tokens = keras.Input((cfg.max_text_tokens,), dtype="int32", name=f"text_{i}_tokens")
             age = keras.Input((cfg.max_text_tokens,), dtype="int32", name=f"text_{i}_age")
             inputs[f"text_{i}_tokens"], inputs[f"text_{i}_age"] = tokens, age
             encoded = TokenAndAgeEmbedding(
-                vocabulary_size, lookback, cfg.text_embedding_dim, name=f"text_{i}_embedding"
+                vocabulary_size,
+                lookback,
+                cfg.text_embedding_dim,
+                seed=seeds(),
+                name=f"text_{i}_embedding",
             )([tokens, age])
         if cfg.text_encoder == "lstm":
-            encoded = keras.layers.LSTM(
-                cfg.text_units, return_sequences=True, name=f"text_{i}_lstm"
-            )(encoded)
-        context, _ = MaskedAttentionPooling(cfg.text_units, name=attention_layer_name(i))(encoded)
+            encoded = _lstm(cfg.text_units, seeds, return_sequences=True, name=f"text_{i}_lstm")(
+                encoded
+            )
+        context, _ = MaskedAttentionPooling(
+            cfg.text_units, seed=seeds(), name=attention_layer_name(i)
+        )(encoded)
         if cfg.text_dropout > 0:
-            context = keras.layers.Dropout(cfg.text_dropout, name=f"text_{i}_dropout")(context)
+            context = keras.layers.Dropout(
+                cfg.text_dropout, seed=seeds(), name=f"text_{i}_dropout"
+            )(context)
         if cfg.text_fusion == "concat":
             merged.append(context)
             continue
-        hidden = keras.layers.Dense(cfg.text_units, activation="gelu", name=f"text_{i}_hidden")(
-            context
-        )
+        hidden = keras.layers.Dense(
+            cfg.text_units,
+            activation="gelu",
+            kernel_initializer=seeds.glorot(),
+            name=f"text_{i}_hidden",
+        )(context)
         correction = keras.layers.Dense(
             horizon * len(quantiles),
             kernel_initializer="zeros",
@@ -180,8 +212,10 @@ def build_model(spec: ModelSpec) -> keras.Model:
 
     features = keras.layers.Concatenate(name="merge")(merged)
     features = keras.layers.LayerNormalization(name="merge_norm")(features)
-    features = keras.layers.Dense(cfg.hidden_units, activation="gelu", name="hidden")(features)
-    features = keras.layers.Dropout(cfg.dropout, name="dropout")(features)
+    features = keras.layers.Dense(
+        cfg.hidden_units, activation="gelu", kernel_initializer=seeds.glorot(), name="hidden"
+    )(features)
+    features = keras.layers.Dropout(cfg.dropout, seed=seeds(), name="dropout")(features)
     raw = keras.layers.Dense(
         horizon * len(quantiles),
         kernel_initializer="zeros",

@@ -130,7 +130,10 @@ def train_model(
         validation_origins = np.sort(validation_origins[picks])
     keras.utils.set_random_seed(training.seed)
     model = compile_model(
-        build_model(spec), cfg, training.learning_rate, weight_decay=training.weight_decay
+        build_model(spec, training.seed),
+        cfg,
+        training.learning_rate,
+        weight_decay=training.weight_decay,
     )
     if cfg.linear_skip in ("ridge", "ridge_normalised"):
         weights = fit_linear_skip(arrays, cfg)
@@ -219,6 +222,10 @@ def _fit(
             validation_data=validation_data,
             epochs=training.epochs,
             callbacks=callbacks,
+            # The sampler shuffles, seeded; Keras's shuffle of the batch order would draw from
+            # Python's global `random`, which other threads of a worker (Dask's, Prefect's) draw
+            # from too.
+            shuffle=False,
             verbose=verbose,
         )
     if restore is not None and restore.unloadable:
