@@ -78,7 +78,13 @@ class Suites:
         definition = self.context.validation_definitions.add(
             gx.ValidationDefinition(name=f"fusioncast_{name}", data=batch, suite=suite)
         )
-        validation = definition.run(batch_parameters={"dataframe": frame}, result_format="BASIC")
+        # GX takes a whole-frame copy per expectation (``df[df[column].notnull()]`` for a column
+        # map, ``dropna`` for compound uniqueness); copy-on-write makes those copies lazy, so
+        # the suite holds the frame once, not twice.
+        with pd.option_context("mode.copy_on_write", True):
+            validation = definition.run(
+                batch_parameters={"dataframe": frame}, result_format="BASIC"
+            )
         self.ran = True
         results = sorted(validation.results, key=lambda r: r.expectation_config.meta[_ORDER_KEY])
         for result in results:
