@@ -63,6 +63,15 @@ def _parser() -> argparse.ArgumentParser:
             command.add_argument("--epochs", type=int, help="override training.epochs")
         if name in ("backtest", "select"):
             command.add_argument("--folds", type=int, help="override backtest.n_folds")
+            command.add_argument(
+                "--task-runner",
+                choices=["process", "dask", "dask-local"],
+                help="where the folds run (override task_runner.kind; default: process)",
+            )
+            command.add_argument(
+                "--dask-address",
+                help="the Dask scheduler, e.g. tcp://10.0.0.5:8786 (task_runner.address)",
+            )
         if name == "select":
             command.add_argument(
                 "--candidates",
@@ -150,6 +159,8 @@ def _retrain_parameters(args: argparse.Namespace, kind=None):
     flags = {("training", "epochs"): args.epochs}
     if getattr(args, "folds", None) is not None:
         flags[("backtest", "n_folds")] = args.folds
+    flags[("task_runner", "kind")] = getattr(args, "task_runner", None)
+    flags[("task_runner", "address")] = getattr(args, "dask_address", None)
     if getattr(args, "candidates", None) is not None:
         flags[("candidates",)] = args.candidates
     return (kind or RetrainParameters).model_validate(_payload(args, flags))

@@ -1,13 +1,13 @@
 """The select flow: the candidate settings -> validate -> cut off the test split -> plan the
-folds -> one fit-and-score per candidate and fold, run concurrently in separate processes ->
+folds -> one fit-and-score per candidate and fold, run concurrently on the task runner ->
 the settings with the lowest mean fold MSE, beside the best baseline."""
 
 from __future__ import annotations
 
 from prefect import flow
 from prefect.runtime import flow_run
-from prefect.task_runners import ProcessPoolTaskRunner
 
+from fusioncast.flows.runners import fan_out, started
 from fusioncast.parameters import SelectParameters
 from fusioncast.tasks.report import summarise_run
 from fusioncast.tasks.selection import (
@@ -20,9 +20,7 @@ from fusioncast.tasks.selection import (
 from fusioncast.tasks.validate import validate_data
 
 
-# Trials run in worker processes (PREFECT_TASKS_RUNNER_PROCESS_POOL_MAX_WORKERS, default: the CPU
-# count), each with its own TensorFlow runtime, as the backtest's folds do.
-@flow(name="select", task_runner=ProcessPoolTaskRunner())
+@flow(name="select")
 def select(parameters: SelectParameters | None = None) -> dict[str, str]:
     """Choose among presets and the defaults by rolling-origin MSE before the test split."""
     parameters = parameters or SelectParameters()
@@ -30,21 +28,24 @@ def select(parameters: SelectParameters | None = None) -> dict[str, str]:
     workspace, contract, model = parameters.workspace, parameters.contract, parameters.model
 
     candidates = settings_to_compare(parameters.candidates, model, parameters.training)
-    frame, report = validate_data(
-        parameters.data_path,
-        contract,
-        model.lookback + model.horizon,
-        workspace.reports(run_id),
-        parameters.validation,
-    )
-    history = cut_before_test(frame, contract, parameters.training)
-    trials = plan_selection(
-        history, contract, candidates, model, parameters.backtest, parameters.baselines
-    )
-    futures = [selection_trial.submit(history, contract, t, report.freq) for t in trials]
-    selection, paths = choose_settings(
-        candidates, trials, [f.result() for f in futures], workspace.reports(run_id)
-    )
+    with started(parameters.task_runner) as runner:
+        frame, report = validate_data(
+            parameters.data_path,
+            contract,
+            model.lookback + model.horizon,
+            workspace.reports(run_id),
+            parameters.validation,
+        )
+        history = cut_before_test(frame, contract, parameters.training)
+        trials = plan_selection(
+            history, contract, candidates, model, parameters.backtest, parameters.baselines
+        )
+        scores = fan_out(
+            runner,
+            selection_trial,
+            [(history, contract, trial, report.freq) for trial in trials],
+        )
+    selection, paths = choose_settings(candidates, trials, scores, workspace.reports(run_id))
     chosen, baseline = selection.chosen, selection.best_baseline
     summarise_run(
         "select",

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 from uuid import UUID
 
 import pandas as pd
 import pytest
+from tiny_pipeline import child_env
 
 from fusioncast.backtest import plan_folds
-from fusioncast.config import BacktestConfig, ModelConfig, TrainingConfig
+from fusioncast.config import BacktestConfig, ModelConfig, TaskRunnerConfig, TrainingConfig
 from fusioncast.demo import DEMO_CONTRACT, write_demo_dataset
 from fusioncast.errors import ConfigError
 from fusioncast.parameters import BacktestParameters, Workspace
@@ -29,24 +38,38 @@ def test_folds_step_back_from_the_end_and_fit_only_on_earlier_steps(demo_frame):
         plan_folds(demo_frame, DEMO_CONTRACT, model, BacktestConfig(n_folds=100, step=7))
 
 
-@pytest.mark.slow
-def test_backtest_runs_its_folds_concurrently_into_one_metrics_table(
-    prefect_server, tmp_path, tiny_model_settings
-):
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
-    from fusioncast.flows.backtest import backtest
-
-    data = write_demo_dataset(tmp_path / "data", n_stores=2, n_categories=2, n_days=160, seed=2)
-    parameters = BacktestParameters(
-        data_path=str(data),
-        workspace=Workspace(root=str(tmp_path / "out")),
+def _parameters(root: Path, tiny_model_settings: dict, **task_runner: object) -> BacktestParameters:
+    return BacktestParameters(
+        data_path=str(root / "data"),
+        workspace=Workspace(root=str(root / "out")),
         model=tiny_model_settings,
         training=TrainingConfig(epochs=2, batch_size=64, steps_per_epoch=3),
         backtest=BacktestConfig(n_folds=2),
+        task_runner=TaskRunnerConfig(**task_runner),
     )
-    outcome = backtest(parameters)
+
+
+@pytest.fixture(scope="module")
+def backtest_data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("backtest")
+    write_demo_dataset(root / "data", n_stores=2, n_categories=2, n_days=160, seed=2)
+    return root
+
+
+@pytest.fixture(scope="module")
+def on_processes(prefect_server, backtest_data, tiny_model_settings):
+    """The backtest on the default task runner (worker processes)."""
+    from fusioncast.flows.backtest import backtest
+
+    return backtest(_parameters(backtest_data, tiny_model_settings))
+
+
+@pytest.mark.slow
+def test_backtest_runs_its_folds_concurrently_into_one_metrics_table(on_processes):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    outcome = on_processes
     metrics = pd.read_parquet(outcome["metrics_path"])
     assert sorted(metrics["fold"].unique()) == [0, 1]
     assert metrics["origin"].nunique() == 2
@@ -62,3 +85,126 @@ def test_backtest_runs_its_folds_concurrently_into_one_metrics_table(
     assert len(folds) == 2 and all(r.state.is_completed() for r in folds)
     # Concurrent: each fold started before the other one ended.
     assert max(r.start_time for r in folds) < min(r.end_time for r in folds)
+
+
+@pytest.fixture(scope="module")
+def dask_cluster(tmp_path_factory):
+    """A real Dask scheduler and two single-thread workers on 127.0.0.1 (separate processes);
+    yields the scheduler's address and the workers' log files."""
+    from distributed import Client
+
+    root = tmp_path_factory.mktemp("dask")
+    dask = str(Path(sys.executable).parent / "dask")
+    scheduler_file = root / "scheduler.json"
+    common = ["--no-dashboard"]
+    processes = [
+        subprocess.Popen(
+            [dask, "scheduler", "--host", "127.0.0.1", "--port", "0", *common]
+            + ["--scheduler-file", str(scheduler_file)],
+            stdout=subprocess.DEVNULL,
+            stderr=open(root / "scheduler.log", "w"),  # noqa: SIM115  (closed with the process)
+        )
+    ]
+    logs = [root / "worker-1.log", root / "worker-2.log"]
+    try:
+        deadline = time.monotonic() + 60
+        while not scheduler_file.exists():
+            assert time.monotonic() < deadline, (root / "scheduler.log").read_text()
+            time.sleep(0.2)
+        time.sleep(0.5)  # the file is written whole, but give it its moment
+        for log in logs:
+            processes.append(
+                subprocess.Popen(
+                    [dask, "worker", "--scheduler-file", str(scheduler_file), *common]
+                    + ["--nworkers", "1", "--nthreads", "1", "--host", "127.0.0.1"],
+                    stdout=subprocess.DEVNULL,
+                    stderr=open(log, "w"),  # noqa: SIM115
+                    env=child_env(),
+                )
+            )
+        address = json.loads(scheduler_file.read_text())["address"]
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=120)
+        yield address, logs
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+        for process in reversed(processes):
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@pytest.mark.slow
+def test_folds_run_on_two_dask_workers_into_the_same_table(
+    on_processes, dask_cluster, backtest_data, tiny_model_settings
+):
+    """The same flow on a Dask cluster: one fold per worker, the same metrics to the last bit
+    (each fold seeds its own training; nothing in it depends on where it runs)."""
+    from fusioncast.flows.backtest import backtest
+
+    address, logs = dask_cluster
+    outcome = backtest(
+        _parameters(backtest_data, tiny_model_settings, kind="dask", address=address)
+    )
+    ran = [
+        re.findall(r"Task run '(backtest-fold-\d)' - Finished in state Completed", log.read_text())
+        for log in logs
+    ]
+    assert sorted(ran) == [["backtest-fold-0"], ["backtest-fold-1"]]
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(outcome["metrics_path"]), pd.read_parquet(on_processes["metrics_path"])
+    )
+
+
+def _cli(tmp_path: Path, parameters: BacktestParameters, **env: str):
+    """``fusioncast backtest --params`` in a process of its own, on Prefect's temporary server."""
+    params = tmp_path / "params.json"
+    params.write_text(parameters.model_dump_json())
+    environment = dict(os.environ, PREFECT_HOME=str(tmp_path / "prefect"), **env)
+    environment.pop("PREFECT_API_URL", None)
+    return subprocess.run(
+        [sys.executable, "-m", "fusioncast.flows.cli", "backtest", "--params", str(params)],
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=tmp_path,
+        timeout=600,
+    )
+
+
+@pytest.mark.slow
+def test_the_command_line_starts_a_local_dask_cluster_for_the_folds(
+    on_processes, backtest_data, tiny_model_settings, tmp_path
+):
+    """``--task-runner dask-local`` from the command line: the workers report to the command's
+    temporary server, and the table is the process pool's."""
+    parameters = _parameters(backtest_data, tiny_model_settings, kind="dask-local", workers=2)
+    done = _cli(tmp_path, parameters)
+    assert done.returncode == 0, done.stderr[-3000:]
+    # the command's own start of the server is quiet; a worker starting one would say so
+    assert "Starting temporary server" not in done.stderr, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    written = done.stdout.strip().splitlines()[-1].removeprefix("backtest metrics written to ")
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(written), pd.read_parquet(on_processes["metrics_path"])
+    )
+
+
+@pytest.mark.slow
+def test_an_unreachable_dask_scheduler_fails_the_run_with_its_address(
+    backtest_data, tiny_model_settings, tmp_path
+):
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{closed.getsockname()[1]}"
+    parameters = _parameters(backtest_data, tiny_model_settings, kind="dask", address=address)
+    parameters.workspace.root = str(tmp_path / "out")
+    done = _cli(tmp_path, parameters, DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT="2s")
+    assert done.returncode == 2, done.stderr[-3000:]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("fusioncast: error")]
+    assert len(errors) == 1 and errors[0].startswith(
+        f"fusioncast: error: task_runner dask: cannot reach the Dask scheduler at {address}"
+    ), errors
+    assert not (tmp_path / "out").exists()  # stopped before the data was read

@@ -120,3 +120,25 @@ def test_model_version_is_a_forecast_flag_only(tmp_path, capfd):
         main(["retrain", "--workdir", str(tmp_path), "--model-version", "v1"])
     assert exit_.value.code == 2
     assert "unrecognized arguments: --model-version" in capfd.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--task-runner", "dask"], "task_runner: Value error, task_runner.address is required"),
+        (["--dask-address", "tcp://127.0.0.1:8786"], "task_runner.address is required with"),
+    ],
+    ids=["dask_without_address", "address_without_dask"],
+)
+@pytest.mark.parametrize("command", ["backtest", "select"])
+def test_a_task_runner_without_its_address_is_refused_before_any_run(
+    command, flags, message, tmp_path, capfd
+):
+    from fusioncast.flows.cli import main
+
+    workdir = tmp_path / "out"
+    status = main([command, "--workdir", str(workdir), *flags])
+    line = _error_line(capfd.readouterr().err)
+    assert status == 2
+    assert line.startswith("fusioncast: invalid parameters:") and message in line, line
+    assert not workdir.exists()

@@ -169,6 +169,41 @@ class BacktestConfig(BaseModel):
     )
 
 
+class TaskRunnerConfig(BaseModel):
+    """Where a flow's fan-out (the backtest's folds, the selection's trials) runs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["process", "dask", "dask-local"] = Field(
+        "process",
+        description=(
+            "process: worker processes on the flow's machine; dask: the Dask cluster at "
+            "`address`; dask-local: a Dask cluster of `workers` processes started for the run."
+        ),
+    )
+    address: str | None = Field(
+        None,
+        description="The Dask scheduler (kind dask), e.g. tcp://10.0.0.5:8786.",
+        examples=["tcp://127.0.0.1:8786"],
+    )
+    workers: int | None = Field(
+        None,
+        ge=1,
+        le=1024,
+        description="Worker processes (process, dask-local; default: the CPU count).",
+    )
+
+    @model_validator(mode="after")
+    def _address_with_dask(self) -> TaskRunnerConfig:
+        if (self.kind == "dask") != (self.address is not None):
+            raise ValueError(
+                "task_runner.address is required with kind 'dask' and only taken with it"
+            )
+        if self.kind == "dask" and self.workers is not None:
+            raise ValueError("task_runner.workers is the cluster's to set with kind 'dask'")
+        return self
+
+
 class BaselineConfig(BaseModel):
     """The statistical peers (statsforecast) scored beside the model on the same windows."""
 

@@ -12,6 +12,7 @@ from fusioncast.config import (
     BaselineConfig,
     ModelConfig,
     PromotionConfig,
+    TaskRunnerConfig,
     TrainingConfig,
     ValidationConfig,
 )
@@ -120,6 +121,9 @@ class BacktestParameters(_RunParameters):
     backtest: BacktestConfig = Field(
         default_factory=BacktestConfig, description="Folds: how many origins, how far apart."
     )
+    task_runner: TaskRunnerConfig = Field(
+        default_factory=TaskRunnerConfig, description="Where the folds run."
+    )
 
 
 class SelectParameters(_RunParameters):
@@ -130,6 +134,9 @@ class SelectParameters(_RunParameters):
     backtest: BacktestConfig = Field(
         default_factory=BacktestConfig,
         description="Folds: how many origins, how far apart (all before the test split).",
+    )
+    task_runner: TaskRunnerConfig = Field(
+        default_factory=TaskRunnerConfig, description="Where the trials run."
     )
     candidates: tuple[str, ...] = Field(
         CANDIDATES,
