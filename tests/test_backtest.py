@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from uuid import UUID
 
@@ -87,53 +92,70 @@ def test_backtest_runs_its_folds_concurrently_into_one_metrics_table(on_processe
     assert max(r.start_time for r in folds) < min(r.end_time for r in folds)
 
 
-@pytest.fixture(scope="module")
-def dask_cluster(tmp_path_factory):
-    """A real Dask scheduler and two single-thread workers on 127.0.0.1 (separate processes);
-    yields the scheduler's address and the workers' log files."""
+@dataclass
+class DaskCluster:
+    address: str
+    workers: list[subprocess.Popen]  # each a session of its own: the nanny and its worker
+    logs: list[Path]
+
+
+@contextlib.contextmanager
+def dask_cluster_in(root: Path) -> Iterator[DaskCluster]:
+    """A real Dask scheduler and two single-thread workers on 127.0.0.1, separate processes
+    started and stopped here."""
     from distributed import Client
 
-    root = tmp_path_factory.mktemp("dask")
     dask = str(Path(sys.executable).parent / "dask")
     scheduler_file = root / "scheduler.json"
-    common = ["--no-dashboard"]
-    processes = [
-        subprocess.Popen(
-            [dask, "scheduler", "--host", "127.0.0.1", "--port", "0", *common]
-            + ["--scheduler-file", str(scheduler_file)],
-            stdout=subprocess.DEVNULL,
-            stderr=open(root / "scheduler.log", "w"),  # noqa: SIM115  (closed with the process)
-        )
-    ]
+    scheduler = subprocess.Popen(
+        [dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard"]
+        + ["--scheduler-file", str(scheduler_file)],
+        stdout=subprocess.DEVNULL,
+        stderr=open(root / "scheduler.log", "w"),  # noqa: SIM115  (closed with the process)
+    )
+    workers: list[subprocess.Popen] = []
     logs = [root / "worker-1.log", root / "worker-2.log"]
     try:
         deadline = time.monotonic() + 60
         while not scheduler_file.exists():
             assert time.monotonic() < deadline, (root / "scheduler.log").read_text()
             time.sleep(0.2)
-        time.sleep(0.5)  # the file is written whole, but give it its moment
-        for log in logs:
-            processes.append(
+        time.sleep(0.5)  # written whole, but give it its moment
+        for number, log in enumerate(logs, 1):
+            workers.append(
                 subprocess.Popen(
-                    [dask, "worker", "--scheduler-file", str(scheduler_file), *common]
-                    + ["--nworkers", "1", "--nthreads", "1", "--host", "127.0.0.1"],
+                    [dask, "worker", "--scheduler-file", str(scheduler_file), "--no-dashboard"]
+                    + ["--nworkers", "1", "--nthreads", "1", "--host", "127.0.0.1"]
+                    + ["--name", f"worker-{number}"],
                     stdout=subprocess.DEVNULL,
                     stderr=open(log, "w"),  # noqa: SIM115
                     env=child_env(),
+                    start_new_session=True,
                 )
             )
         address = json.loads(scheduler_file.read_text())["address"]
         with Client(address, timeout=60) as client:
             client.wait_for_workers(2, timeout=120)
-        yield address, logs
+        yield DaskCluster(address, workers, logs)
     finally:
-        for process in reversed(processes):
+        for process in [*workers, scheduler]:
             process.terminate()
-        for process in reversed(processes):
+        for process in [*workers, scheduler]:
             try:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+@pytest.fixture(scope="module")
+def dask_cluster(tmp_path_factory) -> Iterator[DaskCluster]:
+    with dask_cluster_in(tmp_path_factory.mktemp("dask")) as cluster:
+        yield cluster
+
+
+def _folds_run_by_each(cluster: DaskCluster) -> list[list[str]]:
+    finished = re.compile(r"Task run '(backtest-fold-\d)' - Finished in state Completed")
+    return [sorted(finished.findall(log.read_text())) for log in cluster.logs]
 
 
 @pytest.mark.slow
@@ -144,15 +166,52 @@ def test_folds_run_on_two_dask_workers_into_the_same_table(
     (each fold seeds its own training; nothing in it depends on where it runs)."""
     from fusioncast.flows.backtest import backtest
 
-    address, logs = dask_cluster
-    outcome = backtest(
-        _parameters(backtest_data, tiny_model_settings, kind="dask", address=address)
+    address = dask_cluster.address
+    parameters = _parameters(backtest_data, tiny_model_settings, kind="dask", address=address)
+    outcome = backtest(parameters)
+    assert sorted(_folds_run_by_each(dask_cluster)) == [["backtest-fold-0"], ["backtest-fold-1"]]
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(outcome["metrics_path"]), pd.read_parquet(on_processes["metrics_path"])
     )
-    ran = [
-        re.findall(r"Task run '(backtest-fold-\d)' - Finished in state Completed", log.read_text())
-        for log in logs
-    ]
-    assert sorted(ran) == [["backtest-fold-0"], ["backtest-fold-1"]]
+
+
+@pytest.mark.slow
+def test_a_dask_worker_killed_during_a_fold_leaves_its_fold_to_the_other(
+    on_processes, backtest_data, tiny_model_settings, tmp_path
+):
+    """SIGKILL to a worker (its nanny and its process) while it trains a fold: Dask runs the
+    fold again on the other worker, and the run's table is the unkilled run's."""
+    from distributed import Client
+
+    from fusioncast.flows.backtest import backtest
+
+    killed: list[str] = []
+
+    def kill_worker_1_once_it_trains(cluster: DaskCluster) -> None:
+        with Client(cluster.address, timeout=60) as client:
+            names = {a: w["name"] for a, w in client.scheduler_info()["workers"].items()}
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline:
+                busy = [names.get(a) for a, keys in client.processing().items() if keys]
+                if "worker-1" in busy:
+                    time.sleep(3)  # well inside its fold
+                    os.killpg(cluster.workers[0].pid, signal.SIGKILL)
+                    killed.append("worker-1")
+                    return
+                time.sleep(0.2)
+
+    with dask_cluster_in(tmp_path) as cluster:
+        killer = threading.Thread(target=kill_worker_1_once_it_trains, args=(cluster,))
+        killer.start()
+        parameters = _parameters(
+            backtest_data, tiny_model_settings, kind="dask", address=cluster.address
+        )
+        parameters.workspace.root = str(tmp_path / "out")
+        outcome = backtest(parameters)
+        killer.join()
+        assert killed == ["worker-1"]
+        assert cluster.workers[0].wait(timeout=30) == -signal.SIGKILL
+        assert _folds_run_by_each(cluster)[1] == ["backtest-fold-0", "backtest-fold-1"]
     pd.testing.assert_frame_equal(
         pd.read_parquet(outcome["metrics_path"]), pd.read_parquet(on_processes["metrics_path"])
     )
