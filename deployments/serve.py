@@ -1,4 +1,5 @@
-"""Serve the retrain and forecast flows from one process, on cron schedules (no pool, no worker).
+"""Serve the retrain and forecast flows from one process, on cron schedules, and the backtest flow
+to start by hand (no pool, no worker).
 
 The single-machine alternative to deployments/prefect.yaml: the same deployment names, schedules and
 concurrency limits, but the flows run inside this process. Use one or the other on a server, not
@@ -20,6 +21,7 @@ import os
 from prefect import serve
 from prefect.schedules import Cron
 
+from fusioncast.flows.backtest import backtest
 from fusioncast.flows.forecast import forecast_flow
 from fusioncast.flows.retrain import retrain
 
@@ -28,7 +30,7 @@ FORECAST_CRON = "0 5 * * *"
 
 
 def deployments():
-    """The two deployments, as ``prefect.serve`` takes them."""
+    """The deployments, as ``prefect.serve`` takes them."""
     timezone = os.environ.get("FUSIONCAST_TIMEZONE", "UTC")
     return [
         retrain.to_deployment(
@@ -46,6 +48,9 @@ def deployments():
             ),
             concurrency_limit=1,
             tags=["fusioncast", "forecast"],
+        ),
+        backtest.to_deployment(
+            name="backtest", concurrency_limit=1, tags=["fusioncast", "backtest"]
         ),
     ]
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Register fusioncast's deployments (deployments/prefect.yaml) on the Prefect server in
 # PREFECT_API_URL: creates the `fusioncast` process work pool if it is missing, then deploys
-# `retrain/retrain-weekly` and `forecast/forecast-daily`. With FUSIONCAST_NOTIFY_URL or
+# `retrain/retrain-weekly`, `forecast/forecast-daily` and `backtest/backtest`. With FUSIONCAST_NOTIFY_URL or
 # FUSIONCAST_NOTIFY_BLOCK set, it also registers the failure-notification automation
 # (deployments/automations.py).
 #

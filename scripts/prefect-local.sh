@@ -56,7 +56,7 @@ cat >&2 <<MSG
 prefect-local: ready
   Prefect UI:   http://$HOST:$PORT
   API:          $PREFECT_API_URL
-  deployments:  retrain/retrain-weekly (weekly), forecast/forecast-daily (daily); crons in $FUSIONCAST_TIMEZONE
+  deployments:  retrain/retrain-weekly (weekly), forecast/forecast-daily (daily), backtest/backtest (by hand); crons in $FUSIONCAST_TIMEZONE
   run one now:  PREFECT_API_URL=$PREFECT_API_URL $BIN/prefect deployment run retrain/retrain-weekly
                 (or the Run button of the deployment in the UI)
 Ctrl-C stops the worker and the server.

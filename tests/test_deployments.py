@@ -25,6 +25,7 @@ from prefect_stack import (
 pytestmark = pytest.mark.slow
 
 RETRAIN, FORECAST = "retrain/retrain-weekly", "forecast/forecast-daily"
+BACKTEST = "backtest/backtest"
 
 
 @pytest.fixture(scope="module")
@@ -167,6 +168,30 @@ def test_the_forecast_deployment_runs_from_the_registry(stack, retrain_run):
     assert set(forecasts["model_version"]) == {version}
 
 
+def test_the_backtest_deployment_runs_its_folds_on_a_dask_cluster_of_the_run(stack):
+    """Started by hand (no schedule); the run form's task_runner picks where the folds run."""
+    with stack.client() as client:
+        deployment = client.read_deployment_by_name(BACKTEST)
+    assert deployment.schedules == [] and deployment.work_pool_name == "fusioncast"
+    runner = deployment.parameter_openapi_schema["definitions"]["TaskRunnerConfig"]["properties"]
+    assert set(runner["kind"]["enum"]) == {"process", "dask", "dask-local"}
+    assert runner["address"]["description"]
+    from fusioncast.parameters import BacktestParameters
+
+    parameters = BacktestParameters(
+        data_path=str(stack.data_path),
+        workspace={"root": str(stack.workdir)},
+        model=TINY_MODEL,
+        training=TINY_TRAINING,
+        backtest={"n_folds": 2},
+        task_runner={"kind": "dask-local", "workers": 2},
+    ).model_dump(mode="json")
+    run = stack.run_deployment(BACKTEST, {"parameters": parameters})
+    assert run.state.is_completed(), f"{run.state!r}\n{stack.log()[-4000:]}"
+    [path] = stack.workdir.glob(f"reports/{run.id}/backtest_metrics.parquet")
+    assert sorted(pd.read_parquet(path)["fold"].unique()) == [0, 1]
+
+
 def test_a_failed_retrain_sends_the_failure_notification(stack):
     with stack.client() as client:
         [automation] = client.read_automations_by_name("fusioncast: retrain failed")
@@ -189,9 +214,11 @@ def test_the_serve_alternative_declares_the_same_deployments(monkeypatch):
     monkeypatch.syspath_prepend(str(REPO))
     serve = runpy.run_path(str(REPO / "deployments" / "serve.py"))
     declared = _declared_deployments()
-    for deployment in serve["deployments"]():
-        [schedule] = deployment.schedules
-        assert schedule.schedule.cron == declared[deployment.name]["schedules"][0]["cron"]
-        assert schedule.schedule.timezone == TIMEZONE
+    served = serve["deployments"]()
+    assert {d.name for d in served} == set(declared)
+    for deployment in served:
+        crons = [s["cron"] for s in declared[deployment.name].get("schedules", [])]
+        assert [s.schedule.cron for s in deployment.schedules] == crons
+        assert all(s.schedule.timezone == TIMEZONE for s in deployment.schedules)
         assert deployment.concurrency_limit == 1
         assert deployment.enforce_parameter_schema
