@@ -161,6 +161,49 @@ def test_a_truncated_pointer_is_reported_and_promote_repairs_it(copy, capfd):
     assert status == 0, err
 
 
+def test_the_registry_uses_nothing_outside_its_folder(copy, capfd, tmp_path):
+    """Versions named by a path, a version folder that links out, a pointer naming either, and a
+    model file that links out (same bytes, so its hash matches): refused, nothing published."""
+    trained = copy.trained
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(copy.models / trained.first, elsewhere / trained.first)
+    linked = copy.models / "20300101T000000Z-linked"
+    linked.symlink_to(elsewhere / trained.first, target_is_directory=True)
+    relative = f"../../elsewhere/{trained.first}"
+    before = copy.digests()
+
+    for version, message in [
+        (relative, f"model version {relative!r} is a path"),
+        (str(elsewhere / trained.first), "is a path; a version is the name of a folder in"),
+        (linked.name, f"model version {linked.name}: its folder is a link to {elsewhere}"),
+    ]:
+        status, _, err = fusioncast(capfd, copy.args("promote", version))
+        assert status == 2 and message in error_line(err), err
+    status, out, _ = fusioncast(capfd, copy.args("list"))
+    assert "outside the registry" in listed(out)[linked.name]
+    assert copy.digests() == before
+
+    original = copy.pointer.read_bytes()
+    pointer = json.loads(original)
+    for version in (relative, linked.name):
+        copy.pointer.write_text(json.dumps(pointer | {"model_version": version}))
+        status, _, err = fusioncast(capfd, copy.args("forecast"))
+        assert status == 2 and str(copy.pointer) in error_line(err), err
+    copy.pointer.write_bytes(original)
+    assert copy.digests() == before
+
+    [model_file] = [p for p in (copy.models / trained.second).iterdir() if p.suffix == ".keras"]
+    outside_copy = elsewhere / model_file.name
+    shutil.copyfile(model_file, outside_copy)
+    model_file.unlink()
+    model_file.symlink_to(outside_copy)
+    before = copy.digests()
+    status, _, err = fusioncast(capfd, copy.args("forecast"))
+    line = error_line(err)
+    assert status == 2 and f"file {model_file.name} is a link to {outside_copy}" in line, err
+    assert copy.digests() == before
+
+
 def test_damaged_versions_are_listed_as_such_and_cannot_be_promoted(copy, capfd):
     trained = copy.trained
     metrics = copy.models / trained.first / "metrics.parquet"

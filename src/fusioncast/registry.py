@@ -60,6 +60,18 @@ _REPLACE = (
 )
 
 
+_OUTSIDE = "outside the registry; it uses only files inside its own folder"
+
+
+def _name_not_path(version: str, root: Path) -> None:
+    """Refuse a version given as a path (``..``, absolute, with a separator): versions are
+    the names of the registry's folders."""
+    if Path(version).name != version or version in (".", ".."):
+        raise ModelStateError(
+            f"model version {version!r} is a path; a version is the name of a folder in {root}"
+        )
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -201,6 +213,7 @@ class ModelRegistry:
         An unreadable pointer is copied to ``champion.json.damaged-<time>`` before it is
         replaced (its history is then lost to ``rollback``); returns that copy's path, else None.
         """
+        _name_not_path(version, self.root)
         if version not in self.versions():
             raise ModelStateError(f"cannot promote unknown model version {version!r}")
         self.verify(version)
@@ -311,6 +324,8 @@ class ModelRegistry:
         """The version's manifest (None when unreadable) and what is wrong with it (None: its
         files all match the manifest)."""
         directory = self.root / version
+        if directory.is_symlink() or directory.resolve().parent != self.root.resolve():
+            return None, f"its folder is a link to {directory.resolve()}, {_OUTSIDE}"
         try:
             manifest = read_json(directory / MANIFEST_FILE, MANIFEST_VERSION)
             files = dict(manifest["files"])
@@ -319,6 +334,13 @@ class ModelRegistry:
         except (ModelStateError, KeyError, TypeError, ValueError, OSError):
             return None, f"{MANIFEST_FILE} unreadable"
         for name, expected in files.items():
+            if Path(name).name != name or name in (".", ".."):
+                return manifest, f"{MANIFEST_FILE} names {name!r}, not a file of its folder"
+            if (directory / name).is_symlink():
+                return (
+                    manifest,
+                    f"file {name} is a link to {(directory / name).resolve()}, {_OUTSIDE}",
+                )
             try:
                 found = sha256_of(directory / name)
             except FileNotFoundError:
@@ -333,6 +355,7 @@ class ModelRegistry:
 
     def verify(self, version: str) -> dict[str, Any]:
         """The version's manifest, after checking every file's sha256 against it."""
+        _name_not_path(version, self.root)
         if version not in self._directories():
             raise ModelStateError(f"model version {version!r} not found under {self.root}")
         manifest, damage = self._inspect(version)
