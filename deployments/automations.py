@@ -10,7 +10,7 @@ when one of the variables below is set).
     FUSIONCAST_NOTIFY_BLOCK=slack-webhook/ops-alerts python deployments/automations.py
 
     # or any HTTP endpoint taking JSON {"subject": ..., "body": ...}; saved as the
-    # "custom-webhook/fusioncast-alerts" block
+    # "custom-webhook/fusioncast-alerts" block, the URL (and any token in it) as a secret value
     FUSIONCAST_NOTIFY_URL=https://alerts.example.org/hook python deployments/automations.py
 
     FUSIONCAST_NOTIFY_FLOWS=retrain    # only the retrain flow (comma-separated flow names)
@@ -72,10 +72,13 @@ def notification_block_id(block_slug: str | None, webhook_url: str | None) -> UU
     if block_slug:
         block_id = Block.load(block_slug)._block_document_id
     elif webhook_url:
+        # The URL often carries a token: kept as one of the block's secret values (masked in the
+        # UI and the API), substituted when a notification is sent.
         block = CustomWebhookNotificationBlock(
             name=WEBHOOK_BLOCK_NAME,
-            url=webhook_url,
+            url="{{webhook_url}}",
             json_data={"subject": "{{subject}}", "body": "{{body}}"},
+            secrets={"webhook_url": webhook_url},
         )
         block_id = block.save(WEBHOOK_BLOCK_NAME, overwrite=True)
     else:

@@ -258,7 +258,7 @@ def run(argv: list[str] | None = None) -> dict[str, str]:
         from fusioncast.parameters import BacktestParameters
 
         parameters = _retrain_parameters(args, BacktestParameters)
-        with _temporary_server():
+        with _prefect_server():
             from fusioncast.flows.backtest import backtest
 
         outcome = backtest(parameters)
@@ -268,7 +268,7 @@ def run(argv: list[str] | None = None) -> dict[str, str]:
         from fusioncast.parameters import SelectParameters
 
         parameters = _retrain_parameters(args, SelectParameters)  # checked before Prefect loads
-        with _temporary_server():
+        with _prefect_server():
             from fusioncast.flows.selection import select
 
         outcome = select(parameters)
@@ -284,13 +284,13 @@ def run(argv: list[str] | None = None) -> dict[str, str]:
             from fusioncast.demo import write_demo_dataset
 
             print(f"demo dataset written to {write_demo_dataset(parameters.data_path)}")
-        with _temporary_server():
+        with _prefect_server():
             from fusioncast.flows.retrain import retrain
 
         outcome = retrain(parameters)
     else:
         parameters = _forecast_parameters(args)
-        with _temporary_server():
+        with _prefect_server():
             from fusioncast.flows.forecast import forecast_flow
 
         outcome = forecast_flow(parameters)
@@ -305,26 +305,63 @@ def run(argv: list[str] | None = None) -> dict[str, str]:
 
 
 @contextmanager
-def _temporary_server() -> Iterator[None]:
-    """Start Prefect's temporary server (when no ``PREFECT_API_URL`` names a server) while the
-    body imports the flow's modules, and wait for it at the end.
+def _prefect_server() -> Iterator[None]:
+    """While the body imports the flow's modules: start Prefect's temporary server when no
+    ``PREFECT_API_URL`` names a server, or check that the named server answers and accepts this
+    client's credentials (``PREFECT_API_AUTH_STRING``), so that a wrong setting is one clear error
+    before any work.
 
-    The run would start it on its first call to the API, after those imports; starting it here
-    overlaps its seconds of start-up with theirs. A failed start is left to the run, which
-    starts it again and reports the error.
+    The run would start the temporary server on its first call to the API, after those imports;
+    starting it here overlaps its seconds of start-up with theirs. A failed start is left to the
+    run, which starts it again and reports the error.
     """
     from prefect.server.api.server import SubprocessASGIServer
     from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
 
-    starting = None
-    if not PREFECT_API_URL.value() and PREFECT_SERVER_EPHEMERAL_ENABLED.value():
-        starting = threading.Thread(target=_start_quietly, args=(SubprocessASGIServer(),))
-        starting.start()
+    refused: list[ConfigError] = []
+    if PREFECT_API_URL.value():
+        background = threading.Thread(target=_check_server, args=(PREFECT_API_URL.value(), refused))
+    elif PREFECT_SERVER_EPHEMERAL_ENABLED.value():
+        background = threading.Thread(target=_start_quietly, args=(SubprocessASGIServer(),))
+    else:
+        background = None
+    if background is not None:
+        background.start()
     try:
         yield
     finally:
-        if starting is not None:
-            starting.join()
+        if background is not None:
+            background.join()
+    if refused:
+        raise refused[0]
+
+
+def _check_server(url: str, refused: list[ConfigError]) -> None:
+    """Append the reason the Prefect server at ``url`` cannot be used, if it cannot."""
+    import httpx
+    from prefect.client.orchestration import get_client
+
+    try:
+        with get_client(sync_client=True) as client:
+            client.api_version()  # an authenticated endpoint
+    except httpx.HTTPStatusError as error:
+        status = error.response.status_code
+        why = (
+            "refused this client's credentials: set PREFECT_API_AUTH_STRING to the server's auth "
+            "string (PREFECT_SERVER_API_AUTH_STRING)"
+            if status == 401
+            else "answered an error"
+        )
+        refused.append(
+            ConfigError(f"the Prefect server at {url} (PREFECT_API_URL) {why} (HTTP {status})")
+        )
+    except httpx.HTTPError as error:
+        refused.append(
+            ConfigError(
+                f"cannot reach the Prefect server at {url} (PREFECT_API_URL): "
+                f"{type(error).__name__}: {error}"
+            )
+        )
 
 
 def _start_quietly(server) -> None:

@@ -8,7 +8,8 @@
 # Environment: FUSIONCAST_TIMEZONE (time zone of both crons, default UTC), FUSIONCAST_PROJECT_DIR
 # (the checkout the worker runs flows from, default this one: set it when the worker's checkout is
 # elsewhere), FUSIONCAST_BIN (directory holding the prefect and python executables, default
-# .venv/bin).
+# .venv/bin), FUSIONCAST_SECRET_ENV (VARIABLE=secret-block pairs: the runs' credentials, from
+# Prefect Secret blocks, deployments/pool.py). With a server auth string, PREFECT_API_AUTH_STRING.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -26,6 +27,9 @@ fi
 cd "$ROOT"
 if ! "$BIN/prefect" work-pool inspect fusioncast >/dev/null 2>&1; then
   "$BIN/prefect" work-pool create fusioncast --type process
+fi
+if [ -n "${FUSIONCAST_SECRET_ENV:-}" ]; then
+  "$BIN/python" deployments/pool.py
 fi
 "$BIN/prefect" --no-prompt deploy --all --prefect-file deployments/prefect.yaml
 

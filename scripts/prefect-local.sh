@@ -11,6 +11,10 @@
 #   FUSIONCAST_TIMEZONE                                 time zone of the cron schedules (UTC)
 #   FUSIONCAST_PROJECT_DIR                              checkout the worker runs flows from (this one)
 #   FUSIONCAST_NOTIFY_URL / FUSIONCAST_NOTIFY_BLOCK     register the failure notification
+#   FUSIONCAST_SECRET_ENV                               runs' credentials from Secret blocks (pool.py)
+#   PREFECT_SERVER_API_AUTH_STRING                      "user:password" for the UI and the API; the
+#       worker and the scripts get it as PREFECT_API_AUTH_STRING. Set it beyond a laptop
+#       (docs/security.md)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -19,6 +23,13 @@ HOST="${PREFECT_SERVER_API_HOST:-127.0.0.1}"
 PORT="${PREFECT_SERVER_API_PORT:-4200}"
 export PREFECT_API_URL="http://$HOST:$PORT/api"
 export PREFECT_UI_API_URL="${PREFECT_UI_API_URL:-$PREFECT_API_URL}"
+# With a server auth string, the worker, the deploy scripts and the CLI send the same one.
+if [ -n "${PREFECT_SERVER_API_AUTH_STRING:-}" ]; then
+  export PREFECT_API_AUTH_STRING="${PREFECT_API_AUTH_STRING:-$PREFECT_SERVER_API_AUTH_STRING}"
+  AUTH="on: log in to the UI, and set PREFECT_API_AUTH_STRING for clients, with the server's auth string"
+else
+  AUTH="off (anyone who reaches $HOST:$PORT can use the API): set PREFECT_SERVER_API_AUTH_STRING beyond a laptop"
+fi
 export PREFECT_SERVER_ANALYTICS_ENABLED="${PREFECT_SERVER_ANALYTICS_ENABLED:-false}"
 export FUSIONCAST_PROJECT_DIR="${FUSIONCAST_PROJECT_DIR:-$ROOT}"
 export FUSIONCAST_TIMEZONE="${FUSIONCAST_TIMEZONE:-UTC}"
@@ -56,6 +67,7 @@ cat >&2 <<MSG
 prefect-local: ready
   Prefect UI:   http://$HOST:$PORT
   API:          $PREFECT_API_URL
+  API auth:     $AUTH
   deployments:  retrain/retrain-weekly (weekly), forecast/forecast-daily (daily), backtest/backtest (by hand); crons in $FUSIONCAST_TIMEZONE
   run one now:  PREFECT_API_URL=$PREFECT_API_URL $BIN/prefect deployment run retrain/retrain-weekly
                 (or the Run button of the deployment in the UI)

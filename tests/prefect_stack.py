@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -97,9 +98,9 @@ class _NotificationSink:
             def do_POST(self) -> None:  # noqa: N802 (http.server's name)
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 try:
-                    received.append(json.loads(body or b"{}"))
+                    received.append({"path": self.path, **json.loads(body or b"{}")})
                 except ValueError:
-                    received.append({"raw": body.decode("utf-8", "replace")})
+                    received.append({"path": self.path, "raw": body.decode("utf-8", "replace")})
                 self.send_response(204)
                 self.end_headers()
 
@@ -164,6 +165,12 @@ class PrefectStack:
         self.sink: _NotificationSink | None = None
         self.data_path = self.root / "data"
         self.workdir = self.root / "out"
+        # Locked like production: the API and the UI refuse requests without this auth string.
+        self.auth_string = f"fusioncast-ops:{secrets.token_urlsafe(18)}"
+        # A secret that must never be written anywhere: the runs' bucket credentials (one from the
+        # environment, one from a Secret block) and the token of the failure webhook's URL.
+        self.sentinel = f"sentinel{secrets.token_hex(12)}"
+        self.secret_block = "fusioncast-bucket-secret"
         self._runs: dict[str, Any] = {}
 
     # -- life cycle ------------------------------------------------------------------------------
@@ -186,14 +193,17 @@ class PrefectStack:
             ),
             PREFECT_SERVER_ANALYTICS_ENABLED="false",
             PREFECT_SERVER_LOGGING_LEVEL="WARNING",
+            PREFECT_SERVER_API_AUTH_STRING=self.auth_string,
             PREFECT_WORKER_QUERY_SECONDS="2",
             PREFECT_CLI_COLORS="false",
             PREFECT_CLI_WRAP_LINES="false",
             FUSIONCAST_BIN=str(Path(sys.executable).parent),
             FUSIONCAST_PROJECT_DIR=str(REPO),
             FUSIONCAST_TIMEZONE=TIMEZONE,
-            FUSIONCAST_NOTIFY_URL=self.sink.url,
+            FUSIONCAST_NOTIFY_URL=f"{self.sink.url}?token={self.sentinel}",
             FUSIONCAST_NOTIFY_FLOWS="retrain",
+            FUSIONCAST_SECRET_ENV=f"AWS_SECRET_ACCESS_KEY={self.secret_block}",
+            AWS_ACCESS_KEY_ID=self.sentinel,
             TF_CPP_MIN_LOG_LEVEL="2",
             COLUMNS="200",
         )
@@ -216,6 +226,12 @@ class PrefectStack:
                     f"stack not ready after {STARTUP_TIMEOUT_S} s:\n{self.log()[-4000:]}"
                 )
             time.sleep(0.5)
+        # What an operator does once in the UI (Blocks > + > Secret): the worker resolves the
+        # pool's reference to it when each run starts (FUSIONCAST_SECRET_ENV, deployments/pool.py).
+        from prefect.blocks.system import Secret
+
+        with _api(self.api_url, self.auth_string):
+            Secret(value=self.sentinel).save(self.secret_block)
 
     def stop(self) -> None:
         """Kill the script, the server, the worker and any flow run; drop the database.
@@ -250,7 +266,7 @@ class PrefectStack:
     def client(self):
         from prefect.client.orchestration import SyncPrefectClient
 
-        return SyncPrefectClient(self.api_url)
+        return SyncPrefectClient(self.api_url, auth_string=self.auth_string)
 
     def retrain_parameters(self, **changes: Any) -> dict[str, Any]:
         """What the UI's run form sends: the flow's whole ``parameters`` model, as JSON."""
@@ -319,6 +335,15 @@ class PrefectStack:
                 if len(page) < 200:
                     return messages
                 offset += 200
+
+
+@contextlib.contextmanager
+def _api(url: str, auth_string: str):
+    """Prefect's client-side settings pointing at a server (for block methods, which take none)."""
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: url, PREFECT_API_AUTH_STRING: auth_string}):
+        yield
 
 
 _STACK: dict[str, Any] = {}

@@ -7,10 +7,17 @@ for the session and dropped after it; these tests skip where no PostgreSQL is re
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
 import time
+import zipfile
+from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 import yaml
 from prefect_stack import (
@@ -207,6 +214,130 @@ def test_a_failed_retrain_sends_the_failure_notification(stack):
     assert run.name in notification["body"] and str(run.id) in notification["body"]
 
 
+def test_the_api_refuses_requests_without_the_servers_auth_string(stack):
+    import base64
+
+    import httpx
+
+    def basic(credentials: str) -> dict[str, str]:
+        return {"Authorization": f"Basic {base64.b64encode(credentials.encode()).decode()}"}
+
+    url = f"{stack.api_url}/deployments/filter"
+    with httpx.Client(timeout=30) as http:
+        anonymous = http.post(url, json={})
+        wrong = http.post(url, json={}, headers=basic("fusioncast-ops:not-the-password"))
+        right = http.post(url, json={}, headers=basic(stack.auth_string))
+        health = http.get(f"{stack.api_url}/health")  # open to probes, tells nothing
+    assert (anonymous.status_code, wrong.status_code) == (401, 401)
+    assert right.status_code == 200
+    assert {d["name"] for d in right.json()} >= {"retrain-weekly", "forecast-daily", "backtest"}
+    assert health.status_code == 200
+
+
+def _fusioncast_cli(stack, auth_string: str | None, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(
+        PREFECT_API_URL=stack.api_url,
+        PREFECT_HOME=str(stack.root / "cli-home"),
+        TF_CPP_MIN_LOG_LEVEL="2",
+    )
+    if auth_string is not None:
+        env["PREFECT_API_AUTH_STRING"] = auth_string
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "fusioncast"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_the_cli_runs_on_the_locked_server_with_its_auth_string_and_names_the_setting_without(
+    stack, retrain_run
+):
+    args = ("forecast", "--data", str(stack.data_path), "--workdir", str(stack.workdir))
+    before = sorted(stack.workdir.glob("forecasts/*/*.parquet"))
+    for auth_string in (None, "fusioncast-ops:not-the-password"):
+        refused = _fusioncast_cli(stack, auth_string, *args)
+        assert refused.returncode == 2, refused.stderr[-3000:]
+        last = refused.stderr.strip().splitlines()[-1]
+        assert last.startswith(f"fusioncast: error: the Prefect server at {stack.api_url}")
+        assert "PREFECT_API_AUTH_STRING" in refused.stderr and "HTTP 401" in refused.stderr
+        assert "Traceback" not in refused.stderr
+    assert sorted(stack.workdir.glob("forecasts/*/*.parquet")) == before  # nothing ran
+
+    ran = _fusioncast_cli(stack, stack.auth_string, *args)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    [path] = set(stack.workdir.glob("forecasts/*/*.parquet")) - set(before)
+    run_id = path.stem.removeprefix("run-")
+    with stack.client() as client:
+        run = client.read_flow_run(run_id)
+        assert run.state.is_completed()
+        assert client.read_flow(run.flow_id).name == "forecast"
+
+
+def _readable(path: Path) -> str:
+    """A written file's content as text, through its compression (Parquet pages, zip members)."""
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path).to_json() + str(pq.read_schema(path).metadata)
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            return "".join(archive.read(name).decode("latin-1") for name in archive.namelist())
+    return path.read_bytes().decode("latin-1")
+
+
+def test_no_secret_reaches_a_log_an_artifact_or_a_written_file(stack, retrain_run):
+    """The sentinel is the runs' bucket credentials (AWS_ACCESS_KEY_ID in the worker's environment,
+    AWS_SECRET_ACCESS_KEY from a Secret block through the work pool) and the token in the failure
+    webhook's URL; the auth string is the server's password. A successful and a failed retrain
+    ran with them; the failure notification went out."""
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    failed = stack.failed_retrain_run()
+    assert failed.state.is_failed(), repr(failed.state)
+    deadline = time.monotonic() + 90
+    while not stack.sink.received and time.monotonic() < deadline:
+        time.sleep(1)
+    # The secret webhook URL was used where it belongs: the notification reached it, token and all.
+    assert [n["path"] for n in stack.sink.received] == [f"/hook?token={stack.sentinel}"]
+
+    runs = (retrain_run, failed)
+    seen: dict[str, str] = {}
+    with stack.client() as client:
+        pool = client.read_work_pool("fusioncast")
+        env = pool.base_job_template["variables"]["properties"]["env"]["default"]
+        # The pool holds a reference to the Secret block; the worker resolves it per run.
+        assert env == {
+            "AWS_SECRET_ACCESS_KEY": f"{{{{ prefect.blocks.secret.{stack.secret_block} }}}}"
+        }
+        for run in runs:
+            run = client.read_flow_run(run.id)
+            seen[f"run {run.name}: state, parameters, job variables"] = run.model_dump_json()
+            for artifact in client.read_artifacts(
+                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id]))
+            ):
+                seen[f"run {run.name}: artifact {artifact.key}"] = artifact.model_dump_json()
+        for name in ("retrain/retrain-weekly", "forecast/forecast-daily", "backtest/backtest"):
+            seen[f"deployment {name}"] = client.read_deployment_by_name(name).model_dump_json()
+        webhook = client.read_block_document_by_name(
+            "fusioncast-alerts", "custom-webhook", include_secrets=False
+        )
+        seen["webhook block as the UI shows it"] = webhook.model_dump_json()
+    for run in runs:
+        seen[f"run {run.name}: logs"] = "\n".join(stack.flow_run_logs(run.id))
+    seen["server, worker and flow output"] = stack.log()
+    seen["notification bodies"] = json.dumps([n["body"] for n in stack.sink.received])
+    files = [p for p in stack.workdir.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".keras" for p in files) and any(p.suffix == ".html" for p in files)
+    for path in files:
+        seen[str(path.relative_to(stack.workdir))] = _readable(path)
+
+    assert any("Completed" in text for text in seen.values())  # what was read is the real thing
+    for secret in (stack.sentinel, stack.auth_string, stack.auth_string.split(":", 1)[1]):
+        leaks = [where for where, text in seen.items() if secret in text]
+        assert not leaks, f"a secret was written to: {leaks}"
+
+
 def test_the_serve_alternative_declares_the_same_deployments(monkeypatch):
     import runpy
 
@@ -222,3 +353,19 @@ def test_the_serve_alternative_declares_the_same_deployments(monkeypatch):
         assert all(s.schedule.timezone == TIMEZONE for s in deployment.schedules)
         assert deployment.concurrency_limit == 1
         assert deployment.enforce_parameter_schema
+
+
+def test_a_credentials_list_giving_a_value_instead_of_a_block_is_refused_without_showing_it(
+    monkeypatch,
+):
+    monkeypatch.syspath_prepend(str(REPO / "deployments"))
+    import pool
+
+    assert pool.parse("AWS_ACCESS_KEY_ID=aws-key-id, AWS_SECRET_ACCESS_KEY=aws-secret") == {
+        "AWS_ACCESS_KEY_ID": "aws-key-id",
+        "AWS_SECRET_ACCESS_KEY": "aws-secret",
+    }
+    with pytest.raises(ValueError) as refused:
+        pool.parse("AWS_ACCESS_KEY_ID=aws-key-id AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG")
+    assert "'AWS_SECRET_ACCESS_KEY' is not followed by =secret-block-name" in str(refused.value)
+    assert "wJalrXUtnFEMI" not in str(refused.value)

@@ -1,4 +1,5 @@
-"""The Prefect UI, seen by a headless Chromium: the `retrain` deployment, its run form refusing an
+"""The Prefect UI, seen by a headless Chromium: the login prompt of the locked server, the
+`retrain` deployment, its run form refusing an
 out-of-range value, and the finished run's page with its `test-metrics` and `run-summary`
 artifacts.
 
@@ -24,6 +25,7 @@ pytestmark = pytest.mark.slow
 UI_CHECK = REPO / "tests" / "ui"
 SCREENSHOTS = Path(os.environ.get("FUSIONCAST_SCREENSHOTS") or REPO / "build" / "ui-screenshots")
 STEPS = [
+    "login",
     "deployments",
     "retrain-deployment",
     "run-form-refuses-bad-value",
@@ -81,7 +83,7 @@ def test_prefect_ui_shows_the_retrain_deployment_and_the_runs_metrics_artifact(
     checked = subprocess.run(
         ["node", "check.mjs", stack.url, str(run.id), run.name, str(SCREENSHOTS)],
         cwd=UI_CHECK,
-        env={**os.environ, "CHROMIUM": chromium},
+        env={**os.environ, "CHROMIUM": chromium, "PREFECT_AUTH_STRING": stack.auth_string},
         capture_output=True,
         text=True,
         timeout=300,
@@ -90,6 +92,7 @@ def test_prefect_ui_shows_the_retrain_deployment_and_the_runs_metrics_artifact(
     assert checked.returncode == 0, f"{checked.stdout}\n{checked.stderr[-3000:]}"
     assert [s["step"] for s in steps] == STEPS
     found = {s["step"]: s["found"] for s in steps}
+    assert found["login"] == ["Authentication failed.", "retrain-weekly"]  # the UI's prompt
     assert "parameters.training.epochs" in found["run-form-refuses-bad-value"]
     assert found["flow-run"][1].startswith("epoch 1/")
     assert found["run-artifacts"] == "test-metrics"

@@ -2,7 +2,8 @@
 //
 //   node tests/ui/check.mjs BASE_URL FLOW_RUN_ID FLOW_RUN_NAME SCREENSHOT_DIR
 //
-// Opens the deployments page, finds and opens the `retrain-weekly` deployment (its weekly schedule
+// On a server with an auth string (PREFECT_AUTH_STRING set), logs in through the UI's prompt
+// (after checking that a wrong password is refused). Opens the deployments page, finds and opens the `retrain-weekly` deployment (its weekly schedule
 // and its finished run listed); opens its Custom run form, sets Training > Epochs to 0 and submits:
 // the server must refuse it, naming `parameters.training.epochs`; then opens the finished run's
 // page (one log line per epoch), its Artifacts tab, the `test-metrics` artifact and the
@@ -51,6 +52,24 @@ async function step(name, action) {
     await browser.close();
     process.exit(1);
   }
+}
+
+// A server with an auth string (PREFECT_AUTH_STRING) asks for it first: a wrong one is refused,
+// the right one opens the UI.
+const auth = process.env.PREFECT_AUTH_STRING;
+if (auth) {
+  await step('login', async () => {
+    await page.goto(`${base}/deployments`, { waitUntil: 'domcontentloaded' });
+    const password = page.getByPlaceholder('admin:pass');
+    await password.fill(`${auth.split(':')[0]}:wrong-password`);
+    await page.getByRole('button', { name: 'Login' }).click();
+    const refused = page.getByText('Authentication failed.').first();
+    await refused.waitFor();
+    await password.fill(auth);
+    await page.getByRole('button', { name: 'Login' }).click();
+    await page.getByText('retrain-weekly', { exact: true }).first().waitFor();
+    return ['Authentication failed.', 'retrain-weekly'];
+  });
 }
 
 await step('deployments', async () => {
