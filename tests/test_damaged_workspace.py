@@ -185,7 +185,7 @@ def test_the_registry_uses_nothing_outside_its_folder(copy, capfd, tmp_path):
 
     original = copy.pointer.read_bytes()
     pointer = json.loads(original)
-    for version in (relative, linked.name):
+    for version in (relative, str(elsewhere / trained.first), linked.name):
         copy.pointer.write_text(json.dumps(pointer | {"model_version": version}))
         status, _, err = fusioncast(capfd, copy.args("forecast"))
         assert status == 2 and str(copy.pointer) in error_line(err), err
