@@ -129,7 +129,13 @@ def _models(args: argparse.Namespace) -> dict[str, str]:
                 "(the next retrain removes it once an hour old)"
             )
         return {"champion": registry.check_champion() or ""}
-    with registry.lock():
+    if registry.remote:  # an object store has no lock: Prefect's, as the flows use
+        from fusioncast.tasks.registry import decision_lock
+
+        lock = decision_lock(registry.root)
+    else:
+        lock = registry.lock()
+    with lock:
         if args.action == "promote":
             kept = registry.promote(args.version, reason=args.reason)
             if kept:

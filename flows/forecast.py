@@ -19,7 +19,7 @@ def forecast_flow(parameters: ForecastParameters | None = None) -> dict[str, str
     run_id = str(flow_run.id or "local")
     workspace = parameters.workspace
 
-    forecaster = load_model(workspace.models, parameters.model_version, workspace.path)
+    forecaster = load_model(workspace.models, parameters.model_version, workspace.embeddings)
     frame, report = validate_data(
         parameters.data_path,
         forecaster.contract,

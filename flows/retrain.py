@@ -9,13 +9,13 @@ from prefect.runtime import flow_run
 
 from fusioncast.contract import MetricColumn as M
 from fusioncast.parameters import RetrainParameters
-from fusioncast.registry import ModelRegistry
 from fusioncast.report import LIMIT_FILE, limit_summary
 from fusioncast.tasks.evaluate import evaluate, read_references
 from fusioncast.tasks.forecast import forecast, publish
 from fusioncast.tasks.prepare import prepare_data, split_data
 from fusioncast.tasks.registry import (
     check_registry,
+    decision_lock,
     load_model,
     promote_model,
     promotion_gate,
@@ -46,8 +46,10 @@ def retrain(parameters: RetrainParameters | None = None) -> dict[str, str]:
     data_fingerprint = fingerprint_data(frame)
     references = read_references(parameters.data_path, report.timezone, report.freq)
     boundaries = split_data(frame, contract, training.train_fraction, training.validation_fraction)
-    state, arrays = prepare_data(frame, contract, boundaries, model_config, workspace.path)
-    forecaster, result = train(state, arrays, training, workspace.checkpoints)
+    state, arrays = prepare_data(frame, contract, boundaries, model_config, workspace.embeddings)
+    forecaster, result = train(
+        state, arrays, training, workspace.checkpoints, backups_on_this_machine=workspace.remote
+    )
     evaluation = evaluate(
         forecaster,
         arrays,
@@ -67,7 +69,7 @@ def retrain(parameters: RetrainParameters | None = None) -> dict[str, str]:
     version = candidate.version
     outcome = {"run_id": run_id, "model_version": version, "forecasts_path": ""}
     # One decision at a time per registry: concurrent runs compare against each other's result.
-    with ModelRegistry(workspace.models).lock():
+    with decision_lock(workspace.models):
         decision = promotion_gate(
             workspace.models, evaluation, candidate.scaler, frame, parameters.promotion
         )
@@ -77,7 +79,7 @@ def retrain(parameters: RetrainParameters | None = None) -> dict[str, str]:
             published = (
                 candidate
                 if decision.promote
-                else load_model(workspace.models, decision.champion, workspace.path)
+                else load_model(workspace.models, decision.champion, workspace.embeddings)
             )
             forecasts = forecast(
                 published,

@@ -13,6 +13,7 @@ from fusioncast.contract import DataContract
 from fusioncast.contract import MetricColumn as M
 from fusioncast.evaluate import summarise
 from fusioncast.report import write_metrics
+from fusioncast.storage import location
 from fusioncast.tasks import task
 
 BACKTEST_METRICS = "backtest_metrics.parquet"
@@ -44,7 +45,7 @@ def combine_folds(fold_metrics: list[pd.DataFrame], report_dir: Path) -> Path:
     metrics = pd.concat(fold_metrics, ignore_index=True).sort_values(
         [M.FOLD, M.MODEL, M.SERIES_ID, M.HORIZON_STEP], ignore_index=True
     )
-    path = write_metrics(metrics, Path(report_dir) / BACKTEST_METRICS)
+    path = write_metrics(metrics, location(report_dir) / BACKTEST_METRICS)
     create_table_artifact(
         table=summarise(metrics).round(5).to_dict(orient="records"),
         key="backtest-metrics",

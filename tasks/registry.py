@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -16,6 +19,39 @@ from fusioncast.promotion import GateDecision, decide
 from fusioncast.registry import ModelRegistry
 from fusioncast.scaling import SeriesScaler
 from fusioncast.tasks import task
+
+#: Seconds a promotion decision may hold the registry of an object store; Prefect renews the
+#: lease while the run lives, and frees it this long after a run that was killed.
+DECISION_LEASE_S = 120.0
+
+
+@contextlib.contextmanager
+def decision_lock(registry_root: Path) -> Iterator[None]:
+    """One promotion decision at a time per registry, across processes and machines.
+
+    A local registry is locked with ``flock`` (:meth:`ModelRegistry.lock`). An object store has no
+    lock: the decision holds the one slot of a Prefect global concurrency limit named after the
+    registry's URL, created on first use, on the server every worker of the deployment shares (a
+    killed holder's lease runs out after :data:`DECISION_LEASE_S`).
+    """
+    registry = ModelRegistry(registry_root)
+    if not registry.remote:
+        with registry.lock():
+            yield
+        return
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.concurrency.sync import concurrency
+    from prefect.exceptions import ObjectAlreadyExists, PrefectHTTPStatusError
+
+    name = f"fusioncast-registry-{hashlib.sha256(str(registry.root).encode()).hexdigest()[:16]}"
+    with get_client(sync_client=True) as client:
+        try:
+            client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
+        except (ObjectAlreadyExists, PrefectHTTPStatusError):  # made by a run starting with us
+            client.read_global_concurrency_limit_by_name(name)  # raises if it is truly missing
+    with concurrency(name, occupy=1, strict=True, lease_duration=DECISION_LEASE_S):
+        yield
 
 
 @task(name="check-registry")

@@ -26,7 +26,7 @@ from fusioncast.selection import (
     run_trial,
     selection_folds,
 )
-from fusioncast.storage import write_json, write_parquet
+from fusioncast.storage import location, write_json, write_parquet
 from fusioncast.tasks import task
 
 
@@ -103,8 +103,8 @@ def choose_settings(
     ``selection`` table artifact."""
     selection = choose(candidates, trials, trial_scores)
     paths = {
-        "table": write_parquet(Path(report_dir) / SELECTION_TABLE, selection.table()),
-        "report": write_json(Path(report_dir) / SELECTION_REPORT, selection.to_json()),
+        "table": write_parquet(location(report_dir) / SELECTION_TABLE, selection.table()),
+        "report": write_json(location(report_dir) / SELECTION_REPORT, selection.to_json()),
     }
     create_table_artifact(
         table=_artifact_rows(selection),

@@ -17,8 +17,16 @@ from fusioncast.windows import SeriesArrays
 
 @task(name="train")
 def train(
-    state: ForecastingState, arrays: SeriesArrays, training: TrainingConfig, backup_dir: Path
+    state: ForecastingState,
+    arrays: SeriesArrays,
+    training: TrainingConfig,
+    backup_dir: Path,
+    *,
+    backups_on_this_machine: bool = False,
 ) -> tuple[Forecaster, TrainingResult]:
+    """``backups_on_this_machine``: the epoch backups are on this machine's disk (the workspace
+    is on an object store), so a run started again on another machine trains from its first
+    epoch; the log says so."""
     logger = get_run_logger()
     progress = create_progress_artifact(0.0, key="training-progress", description="Epochs done")
 
@@ -34,5 +42,11 @@ def train(
     # A backup that was there and not used (other settings, unreadable) deserves attention.
     set_aside = result.start.startswith("started fresh:")
     (logger.warning if set_aside else logger.info)("training %s", result.start)
+    if backups_on_this_machine and result.start.startswith("started fresh"):
+        logger.info(
+            "epoch backups are kept on this machine (%s), not in the workspace on object storage: "
+            "a run killed here and started again on another machine trains from its first epoch",
+            backup_dir,
+        )
     logger.info("best epoch %d of %d", result.best_epoch, result.epochs_run)
     return forecaster, result

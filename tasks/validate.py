@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -12,7 +11,7 @@ from prefect.artifacts import create_table_artifact
 from fusioncast.config import ValidationConfig
 from fusioncast.contract import DataContract
 from fusioncast.frames import fingerprint
-from fusioncast.storage import failures_name
+from fusioncast.storage import failures_name, location, read_json
 from fusioncast.tasks import task
 from fusioncast.validation import REPORT_FILE, ValidationReport, validate_dataset
 
@@ -73,10 +72,10 @@ def fingerprint_data(frame: pd.DataFrame) -> str:
 
 def _publish_report(report_dir: Path) -> None:
     """On failure too, show the failing rules as an artifact when the report was written."""
-    path = Path(report_dir) / REPORT_FILE
+    path = location(report_dir) / REPORT_FILE
     if not path.exists():
         return
-    report = json.loads(path.read_text())
+    report = read_json(path)
     failed = [row for row in report["results"] if not row["success"]]
     if failed:
         create_table_artifact(

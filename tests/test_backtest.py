@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -13,13 +10,12 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from uuid import UUID
 
 import pandas as pd
 import pytest
-from tiny_pipeline import child_env
+from dask_cluster import DaskCluster, dask_cluster_in, folds_run_by_each
 
 from fusioncast.backtest import plan_folds
 from fusioncast.config import BacktestConfig, ModelConfig, TaskRunnerConfig, TrainingConfig
@@ -92,70 +88,10 @@ def test_backtest_runs_its_folds_concurrently_into_one_metrics_table(on_processe
     assert max(r.start_time for r in folds) < min(r.end_time for r in folds)
 
 
-@dataclass
-class DaskCluster:
-    address: str
-    workers: list[subprocess.Popen]  # each a session of its own: the nanny and its worker
-    logs: list[Path]
-
-
-@contextlib.contextmanager
-def dask_cluster_in(root: Path) -> Iterator[DaskCluster]:
-    """A real Dask scheduler and two single-thread workers on 127.0.0.1, separate processes
-    started and stopped here."""
-    from distributed import Client
-
-    dask = str(Path(sys.executable).parent / "dask")
-    scheduler_file = root / "scheduler.json"
-    scheduler = subprocess.Popen(
-        [dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard"]
-        + ["--scheduler-file", str(scheduler_file)],
-        stdout=subprocess.DEVNULL,
-        stderr=open(root / "scheduler.log", "w"),  # noqa: SIM115  (closed with the process)
-    )
-    workers: list[subprocess.Popen] = []
-    logs = [root / "worker-1.log", root / "worker-2.log"]
-    try:
-        deadline = time.monotonic() + 60
-        while not scheduler_file.exists():
-            assert time.monotonic() < deadline, (root / "scheduler.log").read_text()
-            time.sleep(0.2)
-        time.sleep(0.5)  # written whole, but give it its moment
-        for number, log in enumerate(logs, 1):
-            workers.append(
-                subprocess.Popen(
-                    [dask, "worker", "--scheduler-file", str(scheduler_file), "--no-dashboard"]
-                    + ["--nworkers", "1", "--nthreads", "1", "--host", "127.0.0.1"]
-                    + ["--name", f"worker-{number}"],
-                    stdout=subprocess.DEVNULL,
-                    stderr=open(log, "w"),  # noqa: SIM115
-                    env=child_env(),
-                    start_new_session=True,
-                )
-            )
-        address = json.loads(scheduler_file.read_text())["address"]
-        with Client(address, timeout=60) as client:
-            client.wait_for_workers(2, timeout=120)
-        yield DaskCluster(address, workers, logs)
-    finally:
-        for process in [*workers, scheduler]:
-            process.terminate()
-        for process in [*workers, scheduler]:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-
 @pytest.fixture(scope="module")
 def dask_cluster(tmp_path_factory) -> Iterator[DaskCluster]:
     with dask_cluster_in(tmp_path_factory.mktemp("dask")) as cluster:
         yield cluster
-
-
-def _folds_run_by_each(cluster: DaskCluster) -> list[list[str]]:
-    finished = re.compile(r"Task run '(backtest-fold-\d)' - Finished in state Completed")
-    return [sorted(finished.findall(log.read_text())) for log in cluster.logs]
 
 
 @pytest.mark.slow
@@ -169,7 +105,7 @@ def test_folds_run_on_two_dask_workers_into_the_same_table(
     address = dask_cluster.address
     parameters = _parameters(backtest_data, tiny_model_settings, kind="dask", address=address)
     outcome = backtest(parameters)
-    assert sorted(_folds_run_by_each(dask_cluster)) == [["backtest-fold-0"], ["backtest-fold-1"]]
+    assert sorted(folds_run_by_each(dask_cluster)) == [["backtest-fold-0"], ["backtest-fold-1"]]
     pd.testing.assert_frame_equal(
         pd.read_parquet(outcome["metrics_path"]), pd.read_parquet(on_processes["metrics_path"])
     )
@@ -211,7 +147,7 @@ def test_a_dask_worker_killed_during_a_fold_leaves_its_fold_to_the_other(
         killer.join()
         assert killed == ["worker-1"]
         assert cluster.workers[0].wait(timeout=30) == -signal.SIGKILL
-        assert _folds_run_by_each(cluster)[1] == ["backtest-fold-0", "backtest-fold-1"]
+        assert folds_run_by_each(cluster)[1] == ["backtest-fold-0", "backtest-fold-1"]
     pd.testing.assert_frame_equal(
         pd.read_parquet(outcome["metrics_path"]), pd.read_parquet(on_processes["metrics_path"])
     )

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from fusioncast import storage
 from fusioncast.config import (
     BacktestConfig,
     BaselineConfig,
@@ -30,29 +33,60 @@ class Workspace(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     root: str = Field(
-        "fusioncast-output", description="Directory of models, forecasts and reports."
+        "fusioncast-output",
+        description=(
+            "Folder of models, forecasts and reports: a local path, or a URL of an object store "
+            "(s3://bucket/prefix, gs://..., abfs://...) whose credentials and endpoint come from "
+            "the environment."
+        ),
     )
 
-    @property
-    def models(self) -> Path:
-        return Path(self.root) / "models"
-
-    @property
-    def forecasts(self) -> Path:
-        return Path(self.root) / "forecasts"
-
-    def reports(self, run_id: str) -> Path:
-        return Path(self.root) / "reports" / run_id
+    @field_validator("root")
+    @classmethod
+    def _known_scheme(cls, root: str) -> str:
+        storage.location(root)  # an unknown scheme is refused before any run starts
+        return root
 
     @property
     def path(self) -> Path:
-        """The root itself; pretrained text embeddings are cached under ``embeddings/``."""
-        return Path(self.root)
+        """The root itself (a local ``Path``, or an object store's path object)."""
+        return storage.location(self.root)
+
+    @property
+    def remote(self) -> bool:
+        """True when the workspace is on an object store."""
+        return storage.is_remote(self.path)
+
+    @property
+    def models(self) -> Path:
+        return self.path / "models"
+
+    @property
+    def forecasts(self) -> Path:
+        return self.path / "forecasts"
+
+    def reports(self, run_id: str) -> Path:
+        return self.path / "reports" / run_id
+
+    @property
+    def scratch(self) -> Path:
+        """Local files that need no sharing: the root itself on a local disk; for a workspace on
+        an object store, a folder of this machine's temporary directory named after it."""
+        if not self.remote:
+            return self.path
+        digest = hashlib.sha256(self.root.encode()).hexdigest()[:12]
+        return Path(tempfile.gettempdir()) / f"fusioncast-scratch-{digest}"
+
+    @property
+    def embeddings(self) -> Path:
+        """The cache of pretrained text embeddings (``embeddings/`` under :attr:`scratch`)."""
+        return self.scratch
 
     @property
     def checkpoints(self) -> Path:
-        """Epoch backups of training runs, one directory per data and settings (for resuming)."""
-        return Path(self.root) / "checkpoints"
+        """Epoch backups of training runs, one directory per data and settings (for resuming);
+        on this machine's disk (:attr:`scratch`) for a workspace on an object store."""
+        return self.scratch / "checkpoints"
 
 
 class _RunParameters(BaseModel):

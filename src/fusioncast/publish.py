@@ -25,7 +25,9 @@ _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 def forecast_path(root: Path, run_id: str, forecast_date: pd.Timestamp) -> Path:
     if not _RUN_ID.match(run_id):
         raise ConfigError(f"run id {run_id!r} may only hold letters, digits, '.', '_' and '-'")
-    return Path(root) / f"forecast_date={forecast_date:%Y-%m-%d}" / f"run-{run_id}.parquet"
+    return (
+        storage.location(root) / f"forecast_date={forecast_date:%Y-%m-%d}" / f"run-{run_id}.parquet"
+    )
 
 
 def publish_forecasts(forecasts: pd.DataFrame, root: Path, *, run_id: str) -> Path:
@@ -38,6 +40,8 @@ def publish_forecasts(forecasts: pd.DataFrame, root: Path, *, run_id: str) -> Pa
         raise ConfigError("refusing to publish an empty forecast table")
     created = pd.Timestamp(forecasts[F.CREATED_AT].iloc[0])
     target = forecast_path(root, run_id, created)
+    if storage.is_remote(target):  # one object in one request: no staging needed
+        return storage.write_parquet(target, forecasts)
     staging = Path(root) / STAGING
     with storage.failures_name(target):
         storage.remove_stale(staging, f"*{storage.TEMPORARY_SUFFIX}")
@@ -47,4 +51,4 @@ def publish_forecasts(forecasts: pd.DataFrame, root: Path, *, run_id: str) -> Pa
 
 def read_forecasts(root: Path) -> pd.DataFrame:
     """Every published forecast under ``root`` (with the ``forecast_date`` partition column)."""
-    return pd.read_parquet(root)
+    return pd.read_parquet(str(root))

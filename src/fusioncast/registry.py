@@ -24,6 +24,7 @@ import contextlib
 import fcntl
 import hashlib
 import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -33,9 +34,10 @@ from typing import Any
 import keras
 import pandas as pd
 
+from fusioncast import storage
 from fusioncast.baselines import LAST_VALUE
 from fusioncast.contract import MetricColumn as M
-from fusioncast.errors import ModelStateError, WorkspaceError
+from fusioncast.errors import ConfigError, ModelStateError, WorkspaceError
 from fusioncast.evaluate import MODEL, summarise
 from fusioncast.forecast import Forecaster
 from fusioncast.storage import TEMPORARY_SUFFIX, read_json, remove_stale, write_json
@@ -66,7 +68,7 @@ _OUTSIDE = "outside the registry; it uses only files inside its own folder"
 def _name_not_path(version: str, root: Path) -> None:
     """Refuse a version given as a path (``..``, absolute, with a separator): versions are
     the names of the registry's folders."""
-    if Path(version).name != version or version in (".", ".."):
+    if Path(version).name != version or version in (".", "..") or "://" in version:
         raise ModelStateError(
             f"model version {version!r} is a path; a version is the name of a folder in {root}"
         )
@@ -74,15 +76,25 @@ def _name_not_path(version: str, root: Path) -> None:
 
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
 
 
 class ModelRegistry:
+    """The registry under ``root``: a local folder, or a prefix of an object store
+    (:func:`fusioncast.storage.location`).
+
+    On an object store, where a folder cannot be renamed into place, a version's files are
+    uploaded one object each and its manifest last: a version without a manifest is not listed
+    by :meth:`versions` (``fusioncast models list`` shows it as unfinished), so readers only ever
+    use complete versions.
+    """
+
     def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
+        self.root = storage.location(root)
+        self.remote = storage.is_remote(self.root)
 
     def register(
         self,
@@ -100,28 +112,21 @@ class ModelRegistry:
         """
         created = pd.Timestamp.now(tz="UTC")
         version = f"{created:%Y%m%dT%H%M%S}Z-{uuid.uuid4().hex[:6]}"
+        contents = (version, forecaster, created, parameters, data_fingerprint, training, metrics)
+        if self.remote:
+            with tempfile.TemporaryDirectory(prefix="fusioncast-") as local:
+                staging = Path(local) / version
+                staging.mkdir()
+                self._assemble(staging, *contents)
+                storage.upload_folder(staging, self.root / version, last=MANIFEST_FILE)
+            return version
         staging = self.root / f"{STAGING_PREFIX}{version}"
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             remove_stale(self.root, f"{STAGING_PREFIX}*")
             remove_stale(self.root, f".*{TEMPORARY_SUFFIX}")
             staging.mkdir()
-            forecaster.save(staging)
-            if training is not None:
-                write_json(staging / "training.json", training)
-            if metrics is not None:
-                metrics.to_parquet(staging / METRICS_FILE, index=False)
-            files = sorted(p.name for p in staging.iterdir() if p.is_file())
-            manifest = {
-                "version": MANIFEST_VERSION,
-                "model_version": version,
-                "created_at": created.isoformat(),
-                "keras_version": keras.__version__,
-                "data_fingerprint": data_fingerprint,
-                "parameters": parameters,
-                "files": {name: sha256_of(staging / name) for name in files},
-            }
-            write_json(staging / MANIFEST_FILE, manifest)
+            self._assemble(staging, *contents)
             staging.rename(self.root / version)
         except OSError as error:  # Keras's and pyarrow's carry no file name
             shutil.rmtree(staging, ignore_errors=True)
@@ -131,17 +136,47 @@ class ModelRegistry:
             raise
         return version
 
+    @staticmethod
+    def _assemble(
+        staging: Path,
+        version: str,
+        forecaster: Forecaster,
+        created: pd.Timestamp,
+        parameters: dict[str, Any],
+        data_fingerprint: str,
+        training: dict[str, Any] | None,
+        metrics: pd.DataFrame | None,
+    ) -> None:
+        """Every file of ``version`` in the local folder ``staging``, its manifest last."""
+        forecaster.save(staging)
+        if training is not None:
+            write_json(staging / "training.json", training)
+        if metrics is not None:
+            metrics.to_parquet(staging / METRICS_FILE, index=False)
+        files = sorted(p.name for p in staging.iterdir() if p.is_file())
+        manifest = {
+            "version": MANIFEST_VERSION,
+            "model_version": version,
+            "created_at": created.isoformat(),
+            "keras_version": keras.__version__,
+            "data_fingerprint": data_fingerprint,
+            "parameters": parameters,
+            "files": {name: sha256_of(staging / name) for name in files},
+        }
+        write_json(staging / MANIFEST_FILE, manifest)
+
     def versions(self) -> list[str]:
         """Complete versions (with a manifest), oldest first."""
         return [v for v in self._directories() if (self.root / v / MANIFEST_FILE).exists()]
 
     def _directories(self) -> list[str]:
         """Every version directory, complete or damaged; not the hidden ones being assembled."""
-        if not self.root.is_dir():
-            return []
-        return sorted(
-            p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")
-        )
+        with storage.failures_name(self.root, "read"):
+            if not self.root.is_dir():
+                return []
+            return sorted(
+                p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")
+            )
 
     def unfinished(self) -> list[str]:
         """Hidden folders of registrations that have not finished (or whose run was killed)."""
@@ -225,7 +260,7 @@ class ModelRegistry:
             kept = (
                 self.root / f"{CHAMPION_FILE}.damaged-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}Z"
             )
-            shutil.copyfile(self.root / CHAMPION_FILE, kept)
+            storage.copy_file(self.root / CHAMPION_FILE, kept)
         history = list(pointer["history"]) if pointer else []
         if pointer is not None and pointer["model_version"] != version:
             history.append({k: pointer.get(k) for k in ("model_version", "promoted_at", "reason")})
@@ -266,7 +301,16 @@ class ModelRegistry:
 
     @contextlib.contextmanager
     def lock(self, timeout_s: float = 3600.0) -> Iterator[None]:
-        """Hold the registry's exclusive lock (across processes) while deciding and promoting."""
+        """Hold the registry's exclusive lock (across processes of this machine, or of machines
+        sharing the file system through ``flock``) while deciding and promoting.
+
+        An object store has no lock: the flows hold a Prefect global concurrency limit instead
+        (``fusioncast.tasks.registry.decision_lock``)."""
+        if self.remote:
+            raise ConfigError(
+                f"registry {self.root} is on an object store, which has no lock: decide under "
+                "the flows' Prefect concurrency limit"
+            )
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.root / LOCK_FILE, "a+") as handle:
             deadline = time.monotonic() + timeout_s
@@ -311,8 +355,9 @@ class ModelRegistry:
             metrics_path = self.root / version / METRICS_FILE
             if not damage and metrics_path.exists():
                 try:
-                    summary = summarise(pd.read_parquet(metrics_path)).set_index(M.MODEL)[M.MSE]
-                except (OSError, ValueError, KeyError):  # pyarrow's ArrowInvalid is a ValueError
+                    metrics = storage.read_parquet(metrics_path).to_pandas()
+                    summary = summarise(metrics).set_index(M.MODEL)[M.MSE]
+                except (OSError, ValueError, KeyError, WorkspaceError):  # ArrowInvalid: ValueError
                     row["status"] = f"damaged: {METRICS_FILE} unreadable"
                 else:
                     row["test_mse"] = float(summary.get(MODEL, float("nan")))
@@ -331,7 +376,7 @@ class ModelRegistry:
             files = dict(manifest["files"])
         except FileNotFoundError:
             return None, f"{MANIFEST_FILE} missing (an unfinished or emptied version)"
-        except (ModelStateError, KeyError, TypeError, ValueError, OSError):
+        except (ModelStateError, KeyError, TypeError, ValueError, OSError, WorkspaceError):
             return None, f"{MANIFEST_FILE} unreadable"
         for name, expected in files.items():
             if Path(name).name != name or name in (".", ".."):
@@ -374,4 +419,9 @@ class ModelRegistry:
                 raise ModelStateError(f"no champion model in {self.root}; run retrain first")
         else:
             self.verify(version)
-        return Forecaster.load(self.root / version, version, embedding_cache_root)
+        if not self.remote:
+            return Forecaster.load(self.root / version, version, embedding_cache_root)
+        # Keras loads from a local file: the version's files, just verified, are copied here.
+        with tempfile.TemporaryDirectory(prefix="fusioncast-") as local:
+            copy = storage.download_folder(self.root / version, Path(local) / version)
+            return Forecaster.load(copy, version, embedding_cache_root)

@@ -44,7 +44,7 @@ def write_metrics(metrics: pd.DataFrame, path: Path) -> Path:
 
 def write_report(evaluation: Evaluation, directory: Path, *, n_series: int = 3) -> dict[str, Path]:
     """Write the metrics table and the plots under ``directory``; returns their paths by name."""
-    directory = Path(directory)
+    directory = storage.location(directory)
     ranked = ranked_series(evaluation.metrics)
     n = min(n_series, len(ranked))
     paths = {

@@ -35,10 +35,12 @@ suites are written to ``<report dir>/data_docs``.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 
 import pandas as pd
 
+from fusioncast import storage
 from fusioncast.config import ValidationConfig
 from fusioncast.contract import DataContract
 from fusioncast.errors import ConfigError, DataValidationError
@@ -112,7 +114,7 @@ def validate_dataset(
         report = ValidationReport(n_rows=0, n_series=0, freq=None, policy=config.policy)
         report.results.append(result(error.rule, error.column, error.count, error.example))
         if report_dir is not None:
-            report.write(Path(report_dir))
+            report.write(storage.location(report_dir))
         raise
     ignored = [files.name(path) for path in files.ignored]
     suffixes = " or ".join("*" + s for s in PARQUET_SUFFIXES)
@@ -165,18 +167,22 @@ def validate_frame(
     if min_length < 1:
         raise ConfigError(f"min_length must be at least 1, got {min_length}")
     config = config or ValidationConfig()
-    docs_dir = Path(report_dir) / DATA_DOCS_DIR if report_dir is not None else None
-    run = Run(frame, contract, config, min_length, docs_dir if config.data_docs else None)
-    run.results += read or []
-    out = run.run()
-    report = run.report(out)
+    report_dir = storage.location(report_dir) if report_dir is not None else None
+    docs_dir = report_dir / DATA_DOCS_DIR if report_dir is not None and config.data_docs else None
+    # GX writes its site on a local disk: on an object store, in a folder uploaded afterwards.
+    with storage.local_folder(docs_dir) if docs_dir is not None else nullcontext() as local_docs:
+        run = Run(frame, contract, config, min_length, local_docs)
+        run.results += read or []
+        out = run.run()
+        report = run.report(out)
+        built = run.build_data_docs() if report_dir is not None else None
     if report_dir is not None:
-        report_dir = Path(report_dir)
         if out is not None and report.quarantined is not None:
             path = report_dir / QUARANTINE_FILE
             write_quarantine(report.quarantined, path)
             report.quarantine_path = str(path)
-        report.data_docs_path = run.build_data_docs()
+        if built is not None:
+            report.data_docs_path = str(docs_dir / Path(built).relative_to(local_docs))
         report.write(report_dir)
     if out is None:
         report.raise_first(run.note)

@@ -11,7 +11,7 @@ import pandas as pd
 
 from fusioncast.contract import DataContract
 from fusioncast.errors import DataValidationError
-from fusioncast.storage import write_json
+from fusioncast.storage import location, write_json
 
 REPORT_VERSION = 3
 REPORT_FILE = "validation.json"
@@ -109,7 +109,7 @@ class ValidationReport:
 
     def write(self, report_dir: Path) -> None:
         """``validation.json`` in ``report_dir`` (:func:`fusioncast.storage.write_json`)."""
-        path = Path(report_dir) / REPORT_FILE
+        path = location(report_dir) / REPORT_FILE
         self.report_path = str(path)
         write_json(path, self.to_json())
 
