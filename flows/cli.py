@@ -63,10 +63,16 @@ def _parser() -> argparse.ArgumentParser:
             command.add_argument("--epochs", type=int, help="override training.epochs")
         if name in ("backtest", "select"):
             command.add_argument("--folds", type=int, help="override backtest.n_folds")
+        if name == "forecast":
+            command.add_argument(
+                "--shards", type=int, help="groups of series predicted on the task runner"
+            )
+        if name in ("backtest", "select", "forecast"):
+            fanned = "shards" if name == "forecast" else "folds"
             command.add_argument(
                 "--task-runner",
                 choices=["process", "dask", "dask-local"],
-                help="where the folds run (override task_runner.kind; default: process)",
+                help=f"where the {fanned} run (override task_runner.kind; default: process)",
             )
             command.add_argument(
                 "--dask-address",
@@ -105,9 +111,12 @@ def _models(args: argparse.Namespace) -> dict[str, str]:
     from fusioncast.errors import ModelStateError
     from fusioncast.parameters import Workspace
     from fusioncast.registry import ModelRegistry
+    from fusioncast.storage import failures_name
 
     registry = ModelRegistry(Workspace(root=args.workdir).models)
-    if not registry.root.is_dir():  # a mistyped --workdir, not an empty registry
+    with failures_name(registry.root, "read"):
+        found = registry.root.is_dir()
+    if not found:  # a mistyped --workdir, not an empty registry
         raise ModelStateError(
             f"no model registry at {registry.root}: run retrain with --workdir {args.workdir} "
             "first, or give the --workdir of an earlier retrain"
@@ -180,8 +189,13 @@ def _names(text: str) -> list[str]:
 def _forecast_parameters(args: argparse.Namespace):
     from fusioncast.parameters import ForecastParameters
 
-    payload = _payload(args, {("model_version",): args.model_version})
-    return ForecastParameters.model_validate(payload)
+    flags = {
+        ("model_version",): args.model_version,
+        ("shards",): args.shards,
+        ("task_runner", "kind"): args.task_runner,
+        ("task_runner", "address"): args.dask_address,
+    }
+    return ForecastParameters.model_validate(_payload(args, flags))
 
 
 def _payload(args: argparse.Namespace, flags: dict[tuple[str, ...], object]) -> dict:

@@ -12,7 +12,58 @@ from fusioncast.contract import ForecastColumn
 from fusioncast.errors import DataValidationError
 from fusioncast.forecast import Forecaster
 from fusioncast.publish import publish_forecasts
+from fusioncast.registry import ModelRegistry
 from fusioncast.tasks import task
+
+
+@task(name="forecast-shard", task_run_name="forecast-shard-{index}")
+def forecast_shard(
+    index: int,
+    models: Path,
+    version: str,
+    embeddings: Path,
+    frame: pd.DataFrame,
+    freq: str,
+    run_id: str,
+    created_at: pd.Timestamp,
+    timezone: str | None,
+    policy: str,
+) -> pd.DataFrame | DataValidationError:
+    """The forecasts of one shard of the series, from the model ``version`` of the registry at
+    ``models`` (loaded and verified on the worker). Under the ``quarantine`` policy a shard none of
+    whose series can be forecast returns the error instead of raising it: the run stops only when
+    no shard has a series left, as an unsharded run would."""
+    forecaster = ModelRegistry(models).load(version, embeddings)
+    logger = get_run_logger()
+
+    def set_aside(error: DataValidationError) -> None:
+        logger.warning("forecast shard %d: series set aside (quarantine policy): %s", index, error)
+
+    try:
+        return forecaster.predict(
+            frame,
+            freq=freq,
+            run_id=run_id,
+            created_at=created_at,
+            timezone=timezone,
+            policy=policy,
+            on_set_aside=set_aside,
+        )
+    except DataValidationError as error:
+        if policy != "quarantine":
+            raise
+        set_aside(error)
+        return error
+
+
+@task(name="gather-shards")
+def gather_shards(parts: list[pd.DataFrame | DataValidationError]) -> pd.DataFrame:
+    """The shards' forecasts as one table, in the shards' order (that of the series); raises the
+    first shard's error when no shard has a series left."""
+    frames = [part for part in parts if isinstance(part, pd.DataFrame)]
+    if not frames:
+        raise next(part for part in parts if isinstance(part, DataValidationError))
+    return pd.concat(frames, ignore_index=True)
 
 
 @task(name="forecast")

@@ -130,7 +130,7 @@ def test_model_version_is_a_forecast_flag_only(tmp_path, capfd):
     ],
     ids=["dask_without_address", "address_without_dask"],
 )
-@pytest.mark.parametrize("command", ["backtest", "select"])
+@pytest.mark.parametrize("command", ["backtest", "select", "forecast"])
 def test_a_task_runner_without_its_address_is_refused_before_any_run(
     command, flags, message, tmp_path, capfd
 ):
@@ -141,4 +141,14 @@ def test_a_task_runner_without_its_address_is_refused_before_any_run(
     line = _error_line(capfd.readouterr().err)
     assert status == 2
     assert line.startswith("fusioncast: invalid parameters:") and message in line, line
+    assert not workdir.exists()
+
+
+def test_forecast_shards_are_counted_from_one(tmp_path, capfd):
+    from fusioncast.flows.cli import main
+
+    workdir = tmp_path / "out"
+    status = main(["forecast", "--workdir", str(workdir), "--shards", "0"])
+    line = _error_line(capfd.readouterr().err)
+    assert status == 2 and "shards: Input should be greater than or equal to 1" in line, line
     assert not workdir.exists()

@@ -29,6 +29,7 @@ class DataValidationError(FusioncastError):
         self.rule = rule
         self.column = column
         self.count = int(count)
+        self.detail = detail
         self.example = example
         message = f"rule '{rule}' failed on column '{column}': {self.count} offending row(s)"
         if detail:
@@ -36,6 +37,10 @@ class DataValidationError(FusioncastError):
         if example is not None:
             message += f" (example: {example!r})"
         super().__init__(message)
+
+    def __reduce__(self) -> tuple:
+        # Whole across processes: a fold or a shard on a worker raises it to the run's process.
+        return (type(self), (self.rule, self.column, self.count, self.detail, self.example))
 
 
 class DatasetLayoutError(FusioncastError):
@@ -56,6 +61,9 @@ class WorkspaceError(FusioncastError):
     def __init__(self, action: str, path: object, cause: str) -> None:
         self.action, self.path, self.cause = action, str(path), cause
         super().__init__(f"cannot {action} {path}: {cause}")
+
+    def __reduce__(self) -> tuple:
+        return (type(self), (self.action, self.path, self.cause))
 
     @classmethod
     def from_os_error(

@@ -45,6 +45,17 @@ def series_offsets(codes: np.ndarray) -> np.ndarray:
     return np.concatenate([[0], change, [len(codes)]]).astype(np.int64)
 
 
+def shards(frame: pd.DataFrame, contract: DataContract, count: int) -> list[pd.DataFrame]:
+    """A validated (grouped, sorted) frame cut into at most ``count`` consecutive blocks of whole
+    series, with as many series in each as can be (no empty block)."""
+    codes, _ = series_codes(frame, contract)
+    offsets = series_offsets(codes)
+    n_series = len(offsets) - 1
+    count = max(1, min(count, n_series))
+    cuts = offsets[(np.arange(count + 1) * n_series) // count]
+    return [frame.iloc[start:end] for start, end in zip(cuts[:-1], cuts[1:], strict=True)]
+
+
 def last_rows(frame: pd.DataFrame, contract: DataContract, count: int) -> pd.DataFrame:
     """The last ``count`` rows of each series of a validated (grouped, sorted) frame."""
     codes, _ = series_codes(frame, contract)

@@ -147,6 +147,18 @@ class ForecastParameters(BaseModel):
         default_factory=ValidationConfig,
         description="Data validation: policy (fail or quarantine) and tolerances.",
     )
+    shards: int = Field(
+        1,
+        ge=1,
+        le=1024,
+        description=(
+            "Groups of series predicted apart, each on a worker of the task runner (1: in the "
+            "run's process); the forecasts are gathered into one file."
+        ),
+    )
+    task_runner: TaskRunnerConfig = Field(
+        default_factory=TaskRunnerConfig, description="Where the shards run (shards > 1)."
+    )
 
 
 class BacktestParameters(_RunParameters):
