@@ -1,5 +1,6 @@
 """The workspace on object storage: ``workspace.root=s3://bucket/prefix`` against a real
-S3-protocol server on 127.0.0.1 (moto's standalone server, tests/s3_server.py).
+S3-protocol server on 127.0.0.1 (moto's standalone server, tests/s3_server.py), with the backtest's
+folds and the forecast's shards on a real Dask cluster (tests/dask_cluster.py).
 
 The same retrain runs twice with the same seed, once on a local workspace and once on the bucket;
 what it publishes must be the same numbers, read back through ``s3://`` by pandas, pyarrow and
@@ -77,7 +78,14 @@ def runs(s3, prefect_server, tmp_path_factory):
         )
         backtested = backtest(folds)
         ran_folds = folds_run_by_each(cluster)
-    forecast = forecast_flow(ForecastParameters(data_path=str(data), workspace={"root": ROOT}))
+        forecast = forecast_flow(
+            ForecastParameters(
+                data_path=str(data),
+                workspace={"root": ROOT},
+                shards=2,  # each Dask worker loads the model from the bucket
+                task_runner={"kind": "dask", "address": cluster.address},
+            )
+        )
     return {
         "data": data,
         "local": local,

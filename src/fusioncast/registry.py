@@ -21,11 +21,8 @@ sound version rewrites the pointer).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
-import shutil
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,17 +34,16 @@ import pandas as pd
 from fusioncast import storage
 from fusioncast.baselines import LAST_VALUE
 from fusioncast.contract import MetricColumn as M
-from fusioncast.errors import ConfigError, ModelStateError, WorkspaceError
+from fusioncast.errors import ModelStateError, WorkspaceError
 from fusioncast.evaluate import MODEL, summarise
 from fusioncast.forecast import Forecaster
-from fusioncast.storage import TEMPORARY_SUFFIX, read_json, remove_stale, write_json
+from fusioncast.storage import STAGING_PREFIX, read_json, write_json
 
 MANIFEST_VERSION = 1
 CHAMPION_VERSION = 1
 MANIFEST_FILE = "manifest.json"
 METRICS_FILE = "metrics.parquet"
 CHAMPION_FILE = "champion.json"
-STAGING_PREFIX = ".staging-"
 LOCK_FILE = ".lock"
 HISTORY_LIMIT = 100
 #: Status of a version whose files all match its manifest.
@@ -113,27 +109,8 @@ class ModelRegistry:
         created = pd.Timestamp.now(tz="UTC")
         version = f"{created:%Y%m%dT%H%M%S}Z-{uuid.uuid4().hex[:6]}"
         contents = (version, forecaster, created, parameters, data_fingerprint, training, metrics)
-        if self.remote:
-            with tempfile.TemporaryDirectory(prefix="fusioncast-") as local:
-                staging = Path(local) / version
-                staging.mkdir()
-                self._assemble(staging, *contents)
-                storage.upload_folder(staging, self.root / version, last=MANIFEST_FILE)
-            return version
-        staging = self.root / f"{STAGING_PREFIX}{version}"
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            remove_stale(self.root, f"{STAGING_PREFIX}*")
-            remove_stale(self.root, f".*{TEMPORARY_SUFFIX}")
-            staging.mkdir()
+        with storage.staged_folder(self.root / version, last=MANIFEST_FILE) as staging:
             self._assemble(staging, *contents)
-            staging.rename(self.root / version)
-        except OSError as error:  # Keras's and pyarrow's carry no file name
-            shutil.rmtree(staging, ignore_errors=True)
-            raise WorkspaceError.from_os_error(error, "write", staging) from error
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
         return version
 
     @staticmethod
@@ -306,29 +283,8 @@ class ModelRegistry:
 
         An object store has no lock: the flows hold a Prefect global concurrency limit instead
         (``fusioncast.tasks.registry.decision_lock``)."""
-        if self.remote:
-            raise ConfigError(
-                f"registry {self.root} is on an object store, which has no lock: decide under "
-                "the flows' Prefect concurrency limit"
-            )
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / LOCK_FILE, "a+") as handle:
-            deadline = time.monotonic() + timeout_s
-            while True:
-                try:
-                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise ModelStateError(
-                            f"registry {self.root} stayed locked for {timeout_s:.0f} s "
-                            "by another run"
-                        ) from None
-                    time.sleep(0.2)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        with storage.exclusive(self.root / LOCK_FILE, timeout_s, f"registry {self.root}"):
+            yield
 
     def describe(self) -> pd.DataFrame:
         """One row per version directory, damaged ones included: when, data fingerprint, test MSE

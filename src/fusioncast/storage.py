@@ -19,6 +19,7 @@ bucket that does not exist, credentials refused, an endpoint that does not answe
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -37,6 +38,8 @@ from fusioncast.errors import ConfigError, ModelStateError, WorkspaceError
 
 #: Temporary files of atomic writes end with this; later runs remove stale ones.
 TEMPORARY_SUFFIX = ".tmp"
+#: Hidden folders being assembled (:func:`staged_folder`) start with this.
+STAGING_PREFIX = ".staging-"
 #: Leftovers of killed runs older than this are removed; a live run's are always younger.
 STALE_AFTER_S = 3600.0
 
@@ -229,6 +232,67 @@ def download_folder(source: Path, local: Path) -> Path:
             if entry.is_file():
                 (local / entry.name).write_bytes(entry.read_bytes())
     return local
+
+
+@contextlib.contextmanager
+def staged_folder(target: Path, *, last: str | None = None) -> Iterator[Path]:
+    """A local folder to fill, which becomes the workspace folder ``target`` whole when the block
+    ends without an error, and is removed otherwise (``target`` then as it was).
+
+    On a local disk it is a hidden folder beside ``target`` (``.staging-<name>``; one a killed run
+    left is removed an hour on), renamed into place. On an object store, where a folder cannot
+    appear at once, it is a temporary folder whose files are uploaded one object each, the file
+    named ``last`` after all the others: readers take a folder without it as unfinished.
+    """
+    target = location(target)
+    if is_remote(target):
+        with tempfile.TemporaryDirectory(prefix="fusioncast-") as local:
+            folder = Path(local) / target.name
+            folder.mkdir()
+            yield folder
+            upload_folder(folder, target, last=last)
+        return
+    staging = target.parent / f"{STAGING_PREFIX}{target.name}"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale(target.parent, f"{STAGING_PREFIX}*")
+        remove_stale(target.parent, f".*{TEMPORARY_SUFFIX}")
+        staging.mkdir()
+        yield staging
+        staging.rename(target)
+    except OSError as error:  # Keras's and pyarrow's carry no file name
+        shutil.rmtree(staging, ignore_errors=True)
+        raise WorkspaceError.from_os_error(error, "write", staging) from error
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+@contextlib.contextmanager
+def exclusive(lock_file: Path, timeout_s: float, what: str) -> Iterator[None]:
+    """Hold ``lock_file`` exclusively (``flock``: across the processes of this machine, and of
+    machines sharing its file system) while the block runs; waits at most ``timeout_s``."""
+    if is_remote(lock_file):
+        raise ConfigError(f"{what} is on an object store, which has no lock")
+    with failures_name(lock_file):
+        lock_file.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(lock_file, "a+")  # noqa: SIM115  (closed below)
+    with handle:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise ModelStateError(
+                        f"{what} stayed locked for {timeout_s:.0f} s by another run"
+                    ) from None
+                time.sleep(0.2)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 @contextlib.contextmanager
