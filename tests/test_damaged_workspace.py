@@ -25,7 +25,8 @@ import pytest
 from disks import fill, remount_read_only, tmpfs, tree_digest
 
 from fusioncast.demo import generate_demo_frame
-from fusioncast.registry import ModelRegistry, sha256_of
+from fusioncast.registry import ModelRegistry
+from fusioncast.storage import sha256
 
 pytestmark = pytest.mark.slow
 
@@ -236,7 +237,7 @@ def test_damaged_versions_are_listed_as_such_and_cannot_be_promoted(copy, capfd)
     # A metrics file that matches its manifest but cannot be read (written corrupt).
     manifest_path = copy.models / trained.first / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
-    manifest["files"]["metrics.parquet"] = sha256_of(metrics)
+    manifest["files"]["metrics.parquet"] = sha256(metrics)
     manifest_path.write_text(json.dumps(manifest))
     status, out, _ = fusioncast(capfd, copy.args("list"))
     assert status == 0

@@ -11,10 +11,8 @@ other settings starts in the same workspace).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
-import os
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -25,6 +23,7 @@ from typing import Any, TextIO
 import keras
 import numpy as np
 
+from fusioncast import storage
 from fusioncast.config import TrainingConfig
 from fusioncast.model import ModelSpec
 from fusioncast.storage import write_json
@@ -206,25 +205,8 @@ def _lock_file(path: Path) -> Path:
 
 def _try_lock(path: Path) -> TextIO | None:
     """An open, exclusively locked handle on the lock file of ``path``; None if a run holds it."""
-    lock = _lock_file(path)
-    while True:
-        handle = open(lock, "a+")  # noqa: SIM115 - held until _unlock
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            return None
-        try:
-            current = os.stat(lock).st_ino
-        except FileNotFoundError:
-            current = None
-        # A run removing a stale backup unlinks its lock file: a lock taken on the unlinked file
-        # holds nothing, so take it again on the file now at that path.
-        if current == os.fstat(handle.fileno()).st_ino:
-            return handle
-        _unlock(handle)
+    return storage.try_lock(_lock_file(path))
 
 
 def _unlock(handle: TextIO) -> None:
-    fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-    handle.close()
+    storage.unlock(handle)

@@ -21,7 +21,6 @@ sound version rewrites the pointer).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -68,14 +67,6 @@ def _name_not_path(version: str, root: Path) -> None:
         raise ModelStateError(
             f"model version {version!r} is a path; a version is the name of a folder in {root}"
         )
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class ModelRegistry:
@@ -138,7 +129,7 @@ class ModelRegistry:
             "keras_version": keras.__version__,
             "data_fingerprint": data_fingerprint,
             "parameters": parameters,
-            "files": {name: sha256_of(staging / name) for name in files},
+            "files": {name: storage.sha256(staging / name) for name in files},
         }
         write_json(staging / MANIFEST_FILE, manifest)
 
@@ -343,7 +334,7 @@ class ModelRegistry:
                     f"file {name} is a link to {(directory / name).resolve()}, {_OUTSIDE}",
                 )
             try:
-                found = sha256_of(directory / name)
+                found = storage.sha256(directory / name)
             except FileNotFoundError:
                 return manifest, f"file {name} is missing"
             except OSError as error:

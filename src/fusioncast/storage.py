@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -28,7 +29,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePath
-from typing import Any
+from typing import IO, Any
 
 import pandas as pd
 import pyarrow as pa
@@ -293,6 +294,40 @@ def exclusive(lock_file: Path, timeout_s: float, what: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def try_lock(lock_file: Path) -> IO[str] | None:
+    """An open handle holding ``lock_file`` exclusively (``flock``), or None when another process
+    holds it; :func:`unlock` releases it. Safe against a holder that unlinks the file: a lock
+    taken on a file no longer at that path is taken again on the one now there."""
+    while True:
+        handle = open(lock_file, "a+")  # noqa: SIM115 - held until unlock
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return None
+        try:
+            current = os.stat(lock_file).st_ino
+        except FileNotFoundError:
+            current = None
+        if current == os.fstat(handle.fileno()).st_ino:
+            return handle
+        unlock(handle)
+
+
+def unlock(handle: IO[str]) -> None:
+    fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    handle.close()
+
+
+def sha256(path: Path) -> str:
+    """The sha256 of a workspace file's bytes (read in blocks)."""
+    digest = hashlib.sha256()
+    with location(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 @contextlib.contextmanager
