@@ -27,6 +27,27 @@ from fusioncast.presets import CANDIDATES, PRESETS, apply_preset, candidate
 PresetName = Literal[tuple(PRESETS)]
 
 
+def readable_data_path(path: str) -> str:
+    """``path`` when pyarrow, which reads the input, knows its URL scheme (a local path, file://,
+    s3://, gs://, abfs://, hdfs://...); an unknown scheme is refused before any run starts."""
+    scheme = path.split("://", 1)[0] if "://" in path else ""
+    if scheme and scheme != "file":
+        import pyarrow as pa
+        import pyarrow.fs as pafs
+
+        try:
+            pafs.FileSystem.from_uri(f"{scheme}://")  # the scheme alone: nothing is contacted
+        except pa.ArrowInvalid as error:
+            if "Unrecognized filesystem type" in str(error):
+                raise ValueError(
+                    f"{path!r}: no {scheme}:// file system for the input (pyarrow reads local "
+                    "paths, file://, s3://, gs://, abfs:// and hdfs:// URLs)"
+                ) from None
+        except Exception:  # noqa: BLE001  known, but not usable here: reading will say why
+            pass
+    return path
+
+
 class Workspace(BaseModel):
     """Where a pipeline keeps its state: ``models/`` (registry), ``forecasts/``, ``reports/``."""
 
@@ -102,6 +123,8 @@ class _RunParameters(BaseModel):
         ),
     )
     data_path: str = Field("data/demo", description="Parquet file or directory of the input data.")
+
+    _readable = field_validator("data_path")(readable_data_path)
     workspace: Workspace = Field(default_factory=Workspace)
     contract: DataContract = Field(DEMO_CONTRACT, description="Column roles of the input.")
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -139,6 +162,8 @@ class ForecastParameters(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     data_path: str = Field("data/demo", description="Parquet file or directory of the latest data.")
+
+    _readable = field_validator("data_path")(readable_data_path)
     workspace: Workspace = Field(default_factory=Workspace)
     model_version: str | None = Field(
         None, description="Model version to use; the registry's champion when empty."
