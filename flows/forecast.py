@@ -11,7 +11,7 @@ from fusioncast.flows.runners import fan_out, started
 from fusioncast.forecast import Forecaster
 from fusioncast.frames import shards
 from fusioncast.parameters import ForecastParameters
-from fusioncast.tasks.forecast import forecast, forecast_shard, gather_shards, publish
+from fusioncast.tasks.forecast import forecast, forecast_shard, gather, publish
 from fusioncast.tasks.registry import load_model
 from fusioncast.tasks.report import summarise_run
 from fusioncast.tasks.validate import validate_data
@@ -81,4 +81,4 @@ def _in_shards(
                 for index, part in enumerate(parts)
             ],
         )
-    return gather_shards(results)
+    return gather(results)

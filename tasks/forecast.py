@@ -10,10 +10,19 @@ from prefect.artifacts import create_markdown_artifact
 
 from fusioncast.contract import ForecastColumn
 from fusioncast.errors import DataValidationError
-from fusioncast.forecast import Forecaster
+from fusioncast.forecast import Forecaster, gather_shards, predict_shard
 from fusioncast.publish import publish_forecasts
 from fusioncast.registry import ModelRegistry
 from fusioncast.tasks import task
+
+
+def _set_aside_logger(what: str):
+    logger = get_run_logger()
+
+    def set_aside(error: DataValidationError) -> None:
+        logger.warning("%s: series set aside (quarantine policy): %s", what, error)
+
+    return set_aside
 
 
 @task(name="forecast-shard", task_run_name="forecast-shard-{index}")
@@ -29,41 +38,23 @@ def forecast_shard(
     timezone: str | None,
     policy: str,
 ) -> pd.DataFrame | DataValidationError:
-    """The forecasts of one shard of the series, from the model ``version`` of the registry at
-    ``models`` (loaded and verified on the worker). Under the ``quarantine`` policy a shard none of
-    whose series can be forecast returns the error instead of raising it: the run stops only when
-    no shard has a series left, as an unsharded run would."""
-    forecaster = ModelRegistry(models).load(version, embeddings)
-    logger = get_run_logger()
-
-    def set_aside(error: DataValidationError) -> None:
-        logger.warning("forecast shard %d: series set aside (quarantine policy): %s", index, error)
-
-    try:
-        return forecaster.predict(
-            frame,
-            freq=freq,
-            run_id=run_id,
-            created_at=created_at,
-            timezone=timezone,
-            policy=policy,
-            on_set_aside=set_aside,
-        )
-    except DataValidationError as error:
-        if policy != "quarantine":
-            raise
-        set_aside(error)
-        return error
+    """One shard's forecasts (:func:`fusioncast.forecast.predict_shard`), from the model
+    ``version`` of the registry at ``models``, loaded and verified on the worker."""
+    return predict_shard(
+        ModelRegistry(models).load(version, embeddings),
+        frame,
+        policy=policy,
+        freq=freq,
+        run_id=run_id,
+        created_at=created_at,
+        timezone=timezone,
+        on_set_aside=_set_aside_logger(f"forecast shard {index}"),
+    )
 
 
 @task(name="gather-shards")
-def gather_shards(parts: list[pd.DataFrame | DataValidationError]) -> pd.DataFrame:
-    """The shards' forecasts as one table, in the shards' order (that of the series); raises the
-    first shard's error when no shard has a series left."""
-    frames = [part for part in parts if isinstance(part, pd.DataFrame)]
-    if not frames:
-        raise next(part for part in parts if isinstance(part, DataValidationError))
-    return pd.concat(frames, ignore_index=True)
+def gather(parts: list[pd.DataFrame | DataValidationError]) -> pd.DataFrame:
+    return gather_shards(parts)
 
 
 @task(name="forecast")
@@ -75,11 +66,6 @@ def forecast(
     timezone: str | None = None,
     policy: str = "fail",
 ) -> pd.DataFrame:
-    logger = get_run_logger()
-
-    def set_aside(error: DataValidationError) -> None:
-        logger.warning("forecast: series set aside (quarantine policy): %s", error)
-
     return forecaster.predict(
         frame,
         freq=freq,
@@ -87,7 +73,7 @@ def forecast(
         created_at=pd.Timestamp.now(tz="UTC"),
         timezone=timezone,
         policy=policy,
-        on_set_aside=set_aside,
+        on_set_aside=_set_aside_logger("forecast"),
     )
 
 

@@ -225,6 +225,35 @@ class Forecaster:
         return windows, state.scaler.inverse_target(median, series_index(arrays, origins[windows]))
 
 
+def predict_shard(
+    forecaster: Forecaster, frame: pd.DataFrame, *, policy: str, **predict: object
+) -> pd.DataFrame | DataValidationError:
+    """:meth:`Forecaster.predict` of one shard of the series (``predict``: its other arguments).
+
+    Under the ``quarantine`` policy a shard none of whose series can be forecast gives its error
+    back instead of raising it: a run in shards stops only when no shard has a series left
+    (:func:`gather_shards`), as a run in one piece does.
+    """
+    try:
+        return forecaster.predict(frame, policy=policy, **predict)  # type: ignore[arg-type]
+    except DataValidationError as error:
+        if policy != "quarantine":
+            raise
+        on_set_aside = predict.get("on_set_aside")
+        if callable(on_set_aside):
+            on_set_aside(error)
+        return error
+
+
+def gather_shards(parts: Sequence[pd.DataFrame | DataValidationError]) -> pd.DataFrame:
+    """The shards' forecasts as one table, in the shards' order (that of the series); raises the
+    first shard's error when no shard has a series left."""
+    frames = [part for part in parts if isinstance(part, pd.DataFrame)]
+    if not frames:
+        raise next(part for part in parts if isinstance(part, DataValidationError))
+    return pd.concat(frames, ignore_index=True)
+
+
 def _repeated(values: Sequence[str], times: int) -> pd.api.extensions.ExtensionArray:
     """Each of ``values`` ``times`` times in a row, as a pandas ``str`` array (one Arrow take,
     not a Python object per row)."""
