@@ -65,8 +65,8 @@ def test_valid_frame_passes_sorted_and_normalised():
     )
     rules = {r.rule for r in report.results}
     assert {"unique_series_timestamp", "finite", "not_in_future", "frequency_gaps"} <= rules
-    expectations = {r.expectation for r in report.results}
-    assert "expect_compound_columns_to_be_unique" in expectations
+    expectations = {r.rule: r.expectation for r in report.results}
+    assert expectations["unique_series_timestamp"] == "expect_column_values_to_be_between"
     assert {r.action for r in report.results} == {"passed"} and not report.warnings
     assert report.report_path is None and report.data_docs_path is None
     assert report.n_rows_valid == 18 and report.n_quarantined == 0
@@ -499,7 +499,8 @@ def test_data_docs_are_written_to_the_report_dir(tmp_path):
     assert payload["data_docs_path"] == str(index)
     _, report = validate_frame(make_frame(), CONTRACT, report_dir=tmp_path / "ok")
     pages = list((tmp_path / "ok" / "data_docs" / "validations").rglob("*.html"))
-    assert {p.parent.parent.parent.name for p in pages} == {"fusioncast_rows", "fusioncast_series"}
+    suites = {p.parent.parent.parent.name for p in pages}
+    assert suites == {"fusioncast_rows", "fusioncast_keys", "fusioncast_series"}
     off = ValidationConfig(data_docs=False)
     _, report = validate_frame(make_frame(), CONTRACT, config=off, report_dir=tmp_path / "off")
     assert report.data_docs_path is None and not (tmp_path / "off" / "data_docs").exists()

@@ -50,6 +50,8 @@ def numbers(values: pd.Series, ctx: Context) -> Finding:
     if ptypes.is_datetime64_any_dtype(values) or ptypes.is_timedelta64_dtype(values):
         present = values.notna()
         return Finding(int(present.sum()), values[present].iloc[0] if present.any() else None)
+    if values.dtype == np.float64:  # as handed on: no copy
+        return Finding(values=values)
     if ptypes.is_numeric_dtype(values):
         converted = values
     else:

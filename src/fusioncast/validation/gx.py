@@ -10,6 +10,7 @@ from types import ModuleType
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
 DATA_DOCS_DIR = "data_docs"
 _ORDER_KEY = "fusioncast_order"
@@ -86,6 +87,9 @@ class Suites:
                 batch_parameters={"dataframe": frame}, result_format="BASIC"
             )
         self.ran = True
+        # the suite's temporaries (Arrow strings among them) go back to the system, not to
+        # Arrow's pool for later: the validated frame is held while the rest of the run goes on
+        pa.default_memory_pool().release_unused()
         results = sorted(validation.results, key=lambda r: r.expectation_config.meta[_ORDER_KEY])
         for result in results:
             if result.exception_info and result.exception_info.get("raised_exception"):

@@ -83,7 +83,7 @@ class SeriesFinding:
         return int(self.weight[series_mask].sum())
 
 
-Stage = Literal["read", "table", "type", "row", "series", "forecast"]
+Stage = Literal["read", "table", "type", "row", "key", "series", "forecast"]
 
 
 class OnFailure(StrEnum):
@@ -137,6 +137,9 @@ class Rule:
     - ``row``: ``check(frame, column, ctx)`` marks the offending rows; computed only when the
       GX rows suite reports some. Without a check (and for a ``table`` rule with an
       expectation) the run stops on the count GX reports;
+    - ``key``: ``check(frame, codes, ctx)`` marks the offending rows of the frame sorted by
+      (series, timestamp) (``codes``: each row's series), before the series rules; the GX
+      expectation bounds their count per series (a summary column named after the rule);
     - ``series``: ``check(view, column, ctx) -> SeriesFinding`` over the series summary;
     - ``forecast``: none here; checked where the forecast is made.
 

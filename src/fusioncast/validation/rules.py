@@ -56,12 +56,6 @@ def _not_null(ctx: Context, column: str) -> Any:
     return gxe().ExpectColumnValuesToNotBeNull(column=column, mostly=tolerated)
 
 
-def _unique(ctx: Context, column: str) -> Any:
-    if len(ctx.key) > 1:
-        return gxe().ExpectCompoundColumnsToBeUnique(column_list=ctx.key)
-    return gxe().ExpectColumnValuesToBeUnique(column=ctx.contract.timestamp)
-
-
 def _future(ctx: Context, column: str) -> Any:
     if ctx.config.allow_future_timestamps:
         return None  # not checked in this run
@@ -211,15 +205,6 @@ RULES: tuple[Rule, ...] = (
         shows_value=True,
     ),
     Rule(
-        "unique_series_timestamp",
-        "row",
-        ("key",),
-        "one row per series and step (every copy is offending; tz-aware steps are instants)",
-        OnFailure.PER_ROW,
-        check=lambda f, c, ctx: f.duplicated(ctx.key, keep=False).to_numpy(),
-        expectation=_unique,
-    ),
-    Rule(
         "not_in_future",
         "row",
         ("timestamp",),
@@ -250,6 +235,15 @@ RULES: tuple[Rule, ...] = (
             column=c, max_value=ctx.config.max_text_chars, severity=warning()
         ),
         repair=lambda values, ctx: values.str.slice(0, ctx.config.max_text_chars),
+    ),
+    Rule(
+        "unique_series_timestamp",
+        "key",
+        ("key",),
+        "one row per series and step (every copy is offending; tz-aware steps are instants)",
+        OnFailure.PER_ROW,
+        check=series.repeated_steps,
+        expectation=lambda ctx, c: gxe().ExpectColumnValuesToBeBetween(column=c, max_value=0),
     ),
     Rule(
         "regular_frequency",

@@ -206,7 +206,9 @@ class Run:
         stamp = ctx.contract.timestamp
         if not len(out):
             return self.nothing_left()
-        out, codes, names = sort_series(out, ctx.contract)
+        out, codes, names = self.unique_steps(*sort_series(out, ctx.contract))
+        if out is None or self.failed():
+            return None
         self.n_series = len(names)
         try:
             self.freq = infer_frequency(out, ctx.contract, ctx.utc_zone)
@@ -255,6 +257,30 @@ class Run:
             return None
         keep = ~(set_aside | excluded)[codes]
         return out if keep.all() else out[keep]
+
+    def unique_steps(
+        self, out: pd.DataFrame, codes: np.ndarray, names: np.ndarray
+    ) -> tuple[pd.DataFrame | None, np.ndarray, np.ndarray]:
+        """The ``key`` rule on the sorted rows, its count per series judged by the GX keys suite;
+        the rows set aside are left out (and the series codes taken again)."""
+        ctx = self.ctx
+        (rule,) = stage("key")
+        (column,) = rule.columns(ctx.contract)
+        mask = rule.check(out, codes, ctx)
+        summary = pd.DataFrame({rule.name: np.bincount(codes[mask], minlength=len(names))})
+        expectation = rule.expectation(ctx, rule.name)
+        (gx_result,) = self.suites().validate("keys", summary, [expectation])
+        kind = expectation.expectation_type
+        if gx_result.success and not mask.any():
+            self.add(result(rule.name, column, 0, expectation=kind))
+            return out, codes, names
+        example = row_example(out, mask, ctx.contract, None, ctx.utc_zone)
+        drop = self.per_row(out, rule.name, column, mask, example, kind)
+        if not drop.any():
+            return out, codes, names
+        if drop.all():
+            return self.nothing_left(), codes, names
+        return sort_series(out[~drop], ctx.contract)
 
     def per_series(
         self, view: SeriesView, rule: str, column: str, finding: SeriesFinding, kind: str

@@ -108,6 +108,17 @@ def _in_order(codes: np.ndarray, timestamps: np.ndarray) -> bool:
     )
 
 
+def repeated_steps(out: pd.DataFrame, codes: np.ndarray, ctx: Context) -> np.ndarray:
+    """The rows whose (series, step) another row holds too, in rows sorted by (series, step):
+    neighbours, so no hash of every row pair (every copy is marked)."""
+    stamps = out[ctx.contract.timestamp].to_numpy()
+    same = (codes[1:] == codes[:-1]) & (stamps[1:] == stamps[:-1])
+    repeated = np.zeros(len(out), dtype=bool)
+    repeated[1:] |= same
+    repeated[:-1] |= same
+    return repeated
+
+
 @dataclass
 class SeriesView:
     """A frame sorted by (series, timestamp) with unique timestamps per series, seen per series.
@@ -147,11 +158,13 @@ class SeriesView:
         starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
         counts = np.diff(np.r_[starts, n])
         offset = pd.tseries.frequencies.to_offset(freq)
+        # full-length temporaries are few and reused: at 40 M rows each int64 one is 320 MB
         if isinstance(offset, pd.offsets.Tick | pd.offsets.Day):
             step = pd.Timedelta(offset).value
-            relative = stamps - np.repeat(stamps[starts], counts)
-            off_grid = relative % step != 0
-            index = relative // step
+            index = np.repeat(stamps[starts], counts)
+            np.subtract(stamps, index, out=index)  # since the series' first step
+            off_grid = np.remainder(index, step) != 0
+            np.floor_divide(index, step, out=index)
         else:
             low = offset.rollback(pd.Timestamp(stamps.min()))
             grid = pd.date_range(low, pd.Timestamp(stamps.max()), freq=offset).asi8
@@ -159,21 +172,22 @@ class SeriesView:
             off_grid = grid[position] != stamps
             index = position.astype(np.int64)
         ends = starts + counts - 1
-        on_grid = np.add.reduceat((~off_grid).astype(np.int64), starts) if n else np.array([])
+        on_grid = np.add.reduceat(~off_grid, starts, dtype=np.int64) if n else np.array([])
         span = index[ends] - index[starts] + 1
         missing = np.maximum(span - on_grid, 0)
         # the first step after which one is missing, per series (for the example)
-        jump = np.r_[np.diff(index) > 1, False]
+        jump = np.zeros(n, dtype=bool)
+        np.greater(index[1:] - index[:-1], 1, out=jump[:-1])
+        del index
         jump[ends] = False
         first_jump = np.full(len(starts), -1, dtype=np.int64)
         hits = np.flatnonzero(jump)
         if len(hits):
-            series_of_hit = np.repeat(np.arange(len(starts)), counts)[hits]
+            series_of_hit = np.searchsorted(starts, hits, side="right") - 1
             unique_series, first_hit = np.unique(series_of_hit, return_index=True)
             first_jump[unique_series] = hits[first_hit]
         after = out[contract.timestamp].to_numpy()[np.where(first_jump >= 0, first_jump, starts)]
-        target = out[contract.target].notna().to_numpy().astype(np.int64)
-        observed = np.add.reduceat(target, starts)
+        observed = np.add.reduceat(out[contract.target].notna().to_numpy(), starts, dtype=np.int64)
         summary = pd.DataFrame(
             {
                 "series": names[codes[starts]].astype(str),
