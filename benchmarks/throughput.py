@@ -5,9 +5,15 @@ Both feeds train the same compiled model on the same windows, alternating epoch 
 process, so machine noise hits both alike; the first epoch of each (tracing) is not counted.
 
     python benchmarks/throughput.py [--rounds 15] [--batches 10] [--batch-size 256] [--workers 1]
+        [--distribution data_parallel [--replicas 2]]
 
 Prints windows/s per round, the medians, and the ratio sampler / in-memory (median of per-round
 ratios). Set KERAS_BACKEND=jax to measure on JAX (e.g. on a GPU host).
+
+``--distribution data_parallel``: the sampler feeding the model on one device against the same
+model under ``training.distribution="data_parallel"`` (every local GPU; on a machine without
+one, TensorFlow's CPU split into ``--replicas`` devices; JAX on CPU: set
+``XLA_FLAGS=--xla_force_host_platform_device_count=N``), the same global batch, alternating.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from _synthetic import synthetic_arrays  # noqa: E402
 
+from fusioncast import distribution  # noqa: E402
 from fusioncast.config import ModelConfig  # noqa: E402
 from fusioncast.model import ModelSpec, build_model, compile_model  # noqa: E402
 from fusioncast.split import TRAIN  # noqa: E402
@@ -49,7 +56,14 @@ def main() -> None:
     parser.add_argument(
         "--workers", type=int, default=1, help="threads gathering the sampler's batches"
     )
+    parser.add_argument("--distribution", choices=["none", "data_parallel"], default="none")
+    parser.add_argument("--replicas", type=int, default=2, help="CPU devices without a GPU")
     args = parser.parse_args()
+    if args.distribution == "data_parallel" and keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        if not tf.config.list_physical_devices("GPU"):
+            distribution.split_cpu(args.replicas)
 
     arrays = synthetic_arrays(args.series, args.steps, FEATURES, vocabulary=VOCABULARY)
     config = ModelConfig(lookback=LOOKBACK, horizon=HORIZON, max_text_tokens=TOKENS, loss="mse")
@@ -72,6 +86,9 @@ def main() -> None:
     )
     keras.utils.set_random_seed(0)
     model = compile_model(build_model(spec), config, 1e-3)
+    if args.distribution == "data_parallel":
+        replicated(model, spec, config, sampler, args)
+        return
 
     def epoch_with(feed: str) -> float:
         start = time.perf_counter()
@@ -107,6 +124,48 @@ def main() -> None:
     print(f"median sampler:          {statistics.median(rates['sampler']):8.0f} windows/s")
     print(f"median in-memory arrays: {statistics.median(rates['arrays']):8.0f} windows/s")
     print(f"sampler / in-memory (median of per-round ratios): {statistics.median(ratios):.3f}")
+
+
+def replicated(
+    model: keras.Model,
+    spec: ModelSpec,
+    config: ModelConfig,
+    sampler: WindowSampler,
+    args: argparse.Namespace,
+) -> None:
+    """Windows/s of the sampler feeding ``model`` on one device and the same model replicated on
+    every local device, alternating epoch by epoch."""
+    with distribution.scope("data_parallel") as replicas:
+        keras.utils.set_random_seed(0)
+        parallel = compile_model(build_model(spec), config, 1e-3, replicas=replicas)
+    models = {"1 device": model, f"{replicas} replicas": parallel}
+
+    def epoch_with(name: str) -> float:
+        start = time.perf_counter()
+        models[name].fit(sampler, epochs=1, verbose=0)
+        return len(sampler.origins) / (time.perf_counter() - start)
+
+    for name in models:  # tracing and warm-up, not counted
+        epoch_with(name)
+    rates: dict[str, list[float]] = {name: [] for name in models}
+    names = list(models)
+    for round_ in range(args.rounds):
+        for name in names if round_ % 2 == 0 else names[::-1]:
+            rates[name].append(epoch_with(name))
+        print(
+            f"round {round_ + 1}: "
+            + ", ".join(f"{n} {rates[n][-1]:8.0f} windows/s" for n in names),
+            flush=True,
+        )
+    one, many = names
+    ratios = [m / o for o, m in zip(rates[one], rates[many], strict=True)]
+    print(
+        f"backend {keras.backend.backend()}, global batch {args.batch_size}, "
+        f"{len(sampler.origins)} windows per epoch, {args.rounds} rounds"
+    )
+    for name in names:
+        print(f"median {name + ':':13s} {statistics.median(rates[name]):8.0f} windows/s")
+    print(f"{many} / 1 device (median of per-round ratios): {statistics.median(ratios):.3f}")
 
 
 if __name__ == "__main__":

@@ -128,35 +128,41 @@ def test_sampler_covers_every_window_once_per_epoch_and_reshuffles(built, small_
     seen = [sampler.batch_origins(i)[0] for i in range(len(sampler))]
     assert sorted(np.concatenate(seen).tolist()) == sorted(origins.tolist())
     first = np.concatenate(seen)
-    assert not np.array_equal(
-        first, np.concatenate([sampler.batch_origins(i)[0] for i in range(len(sampler))])
-    )
+    again = np.concatenate([sampler.batch_origins(i)[0] for i in range(len(sampler))])
+    np.testing.assert_array_equal(first, again)  # asked twice in one epoch: the same batches
+    sampler.epoch = 1
+    second = np.concatenate([sampler.batch_origins(i)[0] for i in range(len(sampler))])
+    assert sorted(second.tolist()) == sorted(origins.tolist())
+    assert not np.array_equal(first, second)
 
 
 @pytest.mark.parametrize("steps_per_epoch", [None, 3], ids=["shuffled_epochs", "sampled_steps"])
-def test_batches_do_not_depend_on_when_the_epoch_end_is_called(
+def test_batches_depend_on_the_seed_and_epoch_not_on_how_often_they_are_asked_for(
     built, small_model_config, steps_per_epoch
 ):
-    """Keras asks for the next epoch's first batch on its prefetch thread while it calls
-    ``on_epoch_end``; the same seed must serve the same batches whichever comes first."""
+    """Keras asks for batches to probe shapes, to build a distributed model and ahead of time on
+    its prefetch threads; the same seed must serve the same batches whatever was asked before."""
     _, arrays = built
     origins = window_origins(arrays, small_model_config.lookback, small_model_config.horizon, TRAIN)
 
-    def served(end_after_first_batch: bool) -> list[np.ndarray]:
+    def served(probes: list[int]) -> list[np.ndarray]:
         sampler = WindowSampler(
             arrays, origins, lookback=21, horizon=5, max_text_tokens=24, batch_size=100,
-            shuffle=True, steps_per_epoch=steps_per_epoch, seed=3,
+            shuffle=True, steps_per_epoch=steps_per_epoch, seed=3, text_dropout=0.5,
         )  # fmt: skip
-        batches = [sampler[i][0]["numeric"] for i in range(len(sampler))]
-        if not end_after_first_batch:
+        for index in probes:
+            sampler[index]
+        batches = []
+        for epoch in (1, 2):
+            sampler.epoch = epoch
+            batches += [sampler[i][0]["numeric"] for i in range(len(sampler))]
             sampler.on_epoch_end()
-        batches.append(sampler[0][0]["numeric"])
-        if end_after_first_batch:
-            sampler.on_epoch_end()
-        return batches + [sampler[i][0]["numeric"] for i in range(1, len(sampler))]
+        return batches
 
-    for ours, theirs in zip(served(False), served(True), strict=True):
+    quiet, probed = served([]), served([0, 1, 0, 2])
+    for ours, theirs in zip(quiet, probed, strict=True):
         np.testing.assert_array_equal(ours, theirs)
+    assert not np.array_equal(quiet[0], quiet[len(quiet) // 2])  # each epoch draws anew
 
 
 def test_forecast_origins_are_the_last_row_of_each_long_enough_series(built):

@@ -29,8 +29,9 @@ def child_env(**extra: str) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": path, "TF_CPP_MIN_LOG_LEVEL": "3", **extra}
 
 
-def tiny_state_and_arrays():
-    """The fitted state and the split arrays of the tiny demo data."""
+def tiny_state_and_arrays(**settings):
+    """The fitted state and the split arrays of the tiny demo data (``settings``: model settings
+    other than the tiny ones)."""
     from fusioncast.config import ModelConfig
     from fusioncast.demo import DEMO_CONTRACT as C
     from fusioncast.demo import generate_demo_frame
@@ -46,5 +47,6 @@ def tiny_state_and_arrays():
         text_embedding_dim=4,
         hidden_units=8,
         max_text_tokens=8,
+        **settings,
     )
     return prepare(frame, C, split_by_time(frame, C), config)

@@ -109,6 +109,10 @@ class ModelConfig(BaseModel):
         return self.quantiles if self.loss == "pinball" else (0.5,)
 
 
+#: ``training.distribution``: one device, or every local device (:mod:`fusioncast.distribution`)
+Distribution = Literal["none", "data_parallel"]
+
+
 class TrainingConfig(BaseModel):
     """How the model is fitted."""
 
@@ -149,6 +153,14 @@ class TrainingConfig(BaseModel):
         50_000,
         ge=1,
         description="Validate on a fixed random subset of this many windows (None: all).",
+    )
+    distribution: Distribution = Field(
+        "none",
+        description=(
+            "Devices to train on: none (one) or data_parallel (every local GPU, else CPU "
+            "device; each batch of batch_size windows split across them). See "
+            "fusioncast.distribution."
+        ),
     )
 
 

@@ -246,14 +246,31 @@ def build_model(spec: ModelSpec, seed: int | None = None) -> keras.Model:
     return keras.Model(inputs=inputs, outputs=forecast, name="fusioncast")
 
 
+#: the largest norm of a step's gradient (larger ones are scaled down to it)
+CLIPNORM = 1.0
+
+
 def compile_model(
-    model: keras.Model, config: ModelConfig, learning_rate: float, weight_decay: float = 0.0
+    model: keras.Model,
+    config: ModelConfig,
+    learning_rate: float,
+    weight_decay: float = 0.0,
+    replicas: int = 1,
 ) -> keras.Model:
+    """The model compiled with its loss and Adam (AdamW with ``weight_decay``).
+
+    ``replicas``: devices sharing each batch (:mod:`fusioncast.distribution`). Keras clips each
+    replica's gradient before they are summed; each is about 1/``replicas`` of the batch's, so
+    each is clipped at ``CLIPNORM / replicas``.
+    """
     loss = PinballLoss(config.quantiles) if config.loss == "pinball" else PointLoss(config.loss)
+    clipnorm = CLIPNORM / replicas
     if weight_decay > 0:
-        optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay, clipnorm=1.0)
+        optimizer = keras.optimizers.AdamW(
+            learning_rate, weight_decay=weight_decay, clipnorm=clipnorm
+        )
     else:
-        optimizer = keras.optimizers.Adam(learning_rate, clipnorm=1.0)
+        optimizer = keras.optimizers.Adam(learning_rate, clipnorm=clipnorm)
     model.compile(optimizer=optimizer, loss=loss)
     return model
 

@@ -15,6 +15,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from fusioncast import distribution
 from fusioncast.backups import (
     ResumableBackup,
     backup_name,
@@ -68,6 +69,18 @@ class EpochReporter(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self.report(epoch + 1, {k: float(v) for k, v in (logs or {}).items()})
+
+
+class SamplerEpoch(keras.callbacks.Callback):
+    """Tells the training sampler which epoch starts (a resumed fit counts on from its backup),
+    before Keras asks for any of its batches."""
+
+    def __init__(self, sampler: WindowSampler) -> None:
+        super().__init__()
+        self.sampler = sampler
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.sampler.epoch = epoch
 
 
 def train_forecaster(
@@ -128,16 +141,6 @@ def train_model(
         # A fixed subset, so that epochs stay comparable for early stopping.
         picks = np.random.default_rng(training.seed).choice(len(validation_origins), limit, False)
         validation_origins = np.sort(validation_origins[picks])
-    keras.utils.set_random_seed(training.seed)
-    model = compile_model(
-        build_model(spec, training.seed),
-        cfg,
-        training.learning_rate,
-        weight_decay=training.weight_decay,
-    )
-    if cfg.linear_skip in ("ridge", "ridge_normalised"):
-        weights = fit_linear_skip(arrays, cfg)
-        model.get_layer(LINEAR_SKIP).set_weights(weights)
 
     def data(origins: np.ndarray, *, train: bool) -> WindowSampler:
         return sampler(
@@ -159,16 +162,28 @@ def train_model(
         removed = remove_stale_backups(backup_dir, keep={name})
         removed = [p for p in removed if not p.name.startswith(name)]  # not a twin run's one-off
         backup = (Path(backup_dir) / name, identity)
-    history, best, epochs_run, start = _fit(
-        model,
-        data(train_origins, train=True),
-        data(validation_origins, train=False),
-        training,
-        keep_initial=training.keep_initial,
-        backup=backup,
-        on_epoch=on_epoch,
-        verbose=verbose,
-    )
+    keras.utils.set_random_seed(training.seed)
+    # the model's variables live on the devices of the scope; the fit splits each batch there
+    with distribution.scope(training.distribution) as replicas:
+        model = compile_model(
+            build_model(spec, training.seed),
+            cfg,
+            training.learning_rate,
+            weight_decay=training.weight_decay,
+            replicas=replicas,
+        )
+        if cfg.linear_skip in ("ridge", "ridge_normalised"):
+            model.get_layer(LINEAR_SKIP).set_weights(fit_linear_skip(arrays, cfg))
+        history, best, epochs_run, start = _fit(
+            model,
+            data(train_origins, train=True),
+            data(validation_origins, train=False),
+            training,
+            keep_initial=training.keep_initial,
+            backup=backup,
+            on_epoch=on_epoch,
+            verbose=verbose,
+        )
     if not start and removed:
         others = f" (and {len(removed) - 1} more)" if len(removed) > 1 else ""
         start = (
@@ -200,6 +215,7 @@ def _fit(
         monitor="val_loss", patience=training.patience, restore_best_weights=True
     )
     callbacks: list[keras.callbacks.Callback] = [
+        SamplerEpoch(train_data),
         early_stopping,
         keras.callbacks.ReduceLROnPlateau(
             monitor="val_loss", factor=0.5, patience=max(1, training.patience // 2), min_lr=1e-5

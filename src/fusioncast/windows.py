@@ -279,10 +279,11 @@ class WindowSampler(keras.utils.PyDataset):
         self.batch_size = batch_size
         self.shuffle, self.shuffle_text, self.with_targets = shuffle, shuffle_text, with_targets
         self.without_text, self.text_dropout = without_text, text_dropout
-        self._dropout_rng = np.random.default_rng(seed + 2)
         self.steps_per_epoch = steps_per_epoch
-        self._rng = np.random.default_rng(seed)
-        self._positions = np.arange(len(self.origins))
+        self.seed = seed
+        #: the epoch being served (set by :class:`fusioncast.training.SamplerEpoch` when one starts)
+        self.epoch = 0
+        self._drawn: tuple[int, np.ndarray] | None = None
         # The shuffled-text control pairs each window with the text of another, fixed for the run.
         self._text_for = (
             np.random.default_rng(seed + 1).permutation(self.origins) if shuffle_text else None
@@ -297,20 +298,28 @@ class WindowSampler(keras.utils.PyDataset):
     def __len__(self) -> int:
         return self.num_batches
 
-    def batch_origins(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
-        """Origins of batch ``index`` and, for the shuffled-text control, their text's origins.
+    def _positions(self) -> np.ndarray:
+        """The epoch's window positions, batch after batch, drawn from (seed, epoch) alone.
 
-        Every random draw happens here, in the order batches are asked for: a shuffled epoch
-        draws its order when its first batch is asked for. Keras asks for the next epoch's
-        first batches on its prefetch thread while it calls ``on_epoch_end``; a draw there
-        would race with them and make the same seed train another model.
+        No draw depends on how often or in which order batches are asked for: Keras asks for
+        batches to probe shapes, to build a distributed model and ahead of time on its prefetch
+        threads, and the same seed must still train the same model.
         """
+        drawn = self._drawn
+        if drawn is not None and drawn[0] == self.epoch:
+            return drawn[1]
+        rng = np.random.default_rng([self.seed, self.epoch])
+        n = len(self.origins)
         if self.steps_per_epoch is not None:
-            positions = self._rng.integers(0, len(self.origins), self.batch_size)
+            positions = rng.integers(0, n, self.steps_per_epoch * self.batch_size)
         else:
-            if self.shuffle and index == 0:
-                self._positions = self._rng.permutation(len(self.origins))
-            positions = self._positions[index * self.batch_size : (index + 1) * self.batch_size]
+            positions = rng.permutation(n) if self.shuffle else np.arange(n)
+        self._drawn = (self.epoch, positions)
+        return positions
+
+    def batch_origins(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Origins of batch ``index`` and, for the shuffled-text control, their text's origins."""
+        positions = self._positions()[index * self.batch_size : (index + 1) * self.batch_size]
         text = None if self._text_for is None else self._text_for[positions]
         return self.origins[positions], text
 
@@ -325,7 +334,8 @@ class WindowSampler(keras.utils.PyDataset):
             without_text=self.without_text,
         )
         if self.text_dropout > 0 and self.arrays.text:
-            blank = self._dropout_rng.random(len(origins)) < self.text_dropout
+            rng = np.random.default_rng([self.seed + 2, self.epoch, index])
+            blank = rng.random(len(origins)) < self.text_dropout
             for i in range(len(self.arrays.text)):
                 if f"text_{i}_embeddings" in inputs:
                     inputs[f"text_{i}_embeddings"][blank] = 0.0
