@@ -56,6 +56,11 @@ def _not_null(ctx: Context, column: str) -> Any:
     return gxe().ExpectColumnValuesToNotBeNull(column=column, mostly=tolerated)
 
 
+def _none_per_series(ctx: Context, column: str) -> Any:
+    """No series counts an offending step (``column``: the per-series count)."""
+    return gxe().ExpectColumnValuesToBeBetween(column=column, max_value=0)
+
+
 def _future(ctx: Context, column: str) -> Any:
     if ctx.config.allow_future_timestamps:
         return None  # not checked in this run
@@ -243,7 +248,7 @@ RULES: tuple[Rule, ...] = (
         "one row per series and step (every copy is offending; tz-aware steps are instants)",
         OnFailure.PER_ROW,
         check=series.repeated_steps,
-        expectation=lambda ctx, c: gxe().ExpectColumnValuesToBeBetween(column=c, max_value=0),
+        expectation=_none_per_series,
     ),
     Rule(
         "regular_frequency",
@@ -260,7 +265,7 @@ RULES: tuple[Rule, ...] = (
         "every step on the grid of the declared (or inferred) frequency",
         OnFailure.PER_SERIES,
         check=series.on_frequency,
-        expectation=lambda ctx, c: gxe().ExpectColumnValuesToBeBetween(column=c, max_value=0),
+        expectation=_none_per_series,
     ),
     Rule(
         "frequency_gaps",
