@@ -6,6 +6,7 @@ The flows submit the same tasks whatever the runner; ``task_runner`` in their pa
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -58,6 +59,11 @@ def _runner(config: TaskRunnerConfig) -> TaskRunner:
 
     if config.kind == "dask":
         return DaskTaskRunner(address=config.address)
+    # The local cluster's scheduler runs in this process. When it closes, it may still be
+    # writing to a worker's closing comm, which distributed reports at INFO with a traceback
+    # (dask/distributed#7192): noise on a run that succeeded. A worker lost during a run is
+    # still reported: its nanny warns, and its tasks run again or fail.
+    logging.getLogger("distributed.batched").setLevel(logging.WARNING)
     return DaskTaskRunner(
         cluster_class="distributed.LocalCluster",
         cluster_kwargs={
