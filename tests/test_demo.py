@@ -261,6 +261,8 @@ def test_write_partitioned_dataset_round_trips(tmp_path):
     def normalise(df: pd.DataFrame) -> pd.DataFrame:
         df = df[frame.columns].copy()
         df["store"] = df["store"].astype(str).astype("string")
+        for column in df.columns[[isinstance(t, pd.CategoricalDtype) for t in df.dtypes]]:
+            df[column] = df[column].astype(frame[column].dtype)  # read_dataset: categoricals
         return df.sort_values(["series_id", "date"], ignore_index=True)
 
     table = ds.dataset(path, format="parquet", partitioning="hive").to_table()

@@ -104,7 +104,13 @@ def test_accepted_variants_are_normalised(change):
     out, report = validate_frame(change(make_frame()), CONTRACT)
     assert report.success and report.freq == "D"
     assert out["timestamp"].dtype == "datetime64[ns]" and out["timestamp"].iloc[0].hour == 0
-    assert isinstance(out["series_id"].dtype, pd.StringDtype)
+    # series ids and categoricals: each distinct value held once, as sorted str categories
+    series = out["series_id"]
+    assert isinstance(series.dtype, pd.CategoricalDtype)
+    assert isinstance(series.cat.categories.dtype, pd.StringDtype)
+    assert series.cat.categories.is_monotonic_increasing
+    assert list(series.unique()) in (["s0", "s1", "s2"], ["0", "1", "2"])
+    assert isinstance(out["region"].dtype, pd.CategoricalDtype)
     assert isinstance(out["note"].dtype, pd.StringDtype)
 
 

@@ -86,6 +86,22 @@ def text(values: pd.Series, ctx: Context) -> Finding:
     return Finding(values=values.astype("str"))
 
 
+def categories(values: pd.Series, *, text: bool) -> pd.Series:
+    """``values`` as a pandas categorical whose categories are sorted (so that sorting by the
+    column sorts by value); ``text``: the categories as ``str`` (a series id is text, whatever
+    its type in the file). Each distinct value is held once: the codes are 1 to 4 bytes a row.
+    """
+    if not isinstance(values.dtype, pd.CategoricalDtype):
+        return (values.astype("str") if text else values).astype("category")
+    names = values.cat.categories
+    if text and not isinstance(names.dtype, pd.StringDtype):
+        values = values.cat.rename_categories(names.astype("str"))
+        names = values.cat.categories
+    if names.is_monotonic_increasing:
+        return values
+    return values.cat.reorder_categories(names.sort_values())
+
+
 def utf8(values: pd.Series, ctx: Context) -> Finding | None:
     """Binary text decoded as ``str``; invalid UTF-8 is flagged (and replaced by U+FFFD).
 

@@ -54,6 +54,9 @@ class Quarantine:
             return None
         positions = np.flatnonzero(pd.notna(self.rule_of))
         rows = frame.iloc[positions].reset_index(drop=True)
+        for column in rows.columns[[isinstance(t, pd.CategoricalDtype) for t in rows.dtypes]]:
+            # their values, not the dictionary of every value of the input
+            rows[column] = rows[column].astype(rows[column].cat.categories.dtype)
         rows[QUARANTINE_RULE] = self.rule_of[positions].astype(str)
         rows[QUARANTINE_COLUMN] = self.column_of[positions].astype(str)
         return rows

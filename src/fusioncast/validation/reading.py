@@ -113,7 +113,17 @@ def read_dataset(source: str | Path | DatasetFiles, contract: DataContract) -> p
     files = source if isinstance(source, DatasetFiles) else dataset_files(source)
     schemas = _file_schemas(files)
     fields = _agreed_fields(files, schemas, contract)
-    options: dict[str, Any] = {"filesystem": files.filesystem, "format": "parquet"}
+    # the series id and the categoricals are read as dictionaries (pandas: categoricals): each
+    # distinct value is held once, and the Parquet files' own dictionaries are kept
+    keyed = [c for c in (contract.series_id, *contract.categorical) if c in fields]
+    keyed = [c for c in keyed if _is_text(fields[c].type)]
+    for column in keyed:
+        fields[column] = fields[column].with_type(pa.dictionary(pa.int32(), fields[column].type))
+    read_options = ds.ParquetReadOptions(dictionary_columns=set(keyed))
+    options: dict[str, Any] = {
+        "filesystem": files.filesystem,
+        "format": ds.ParquetFileFormat(read_options=read_options),
+    }
     if files.is_directory:
         options.update(partitioning="hive", partition_base_dir=files.root)
     try:
@@ -124,6 +134,7 @@ def read_dataset(source: str | Path | DatasetFiles, contract: DataContract) -> p
         dataset = ds.dataset(list(files.files), schema=schema, **options)
         columns = [c for c in contract.all_columns if c in dataset.schema.names]
         table: pa.Table = dataset.to_table(columns=columns)
+        table = _as_dictionaries(table, [contract.series_id, *contract.categorical])  # keys
     except _ARROW_ERRORS as error:
         raise DataValidationError(
             "parquet_readable",
@@ -137,6 +148,24 @@ def read_dataset(source: str | Path | DatasetFiles, contract: DataContract) -> p
     del table
     pa.default_memory_pool().release_unused()
     return frame
+
+
+def _is_text(kind: pa.DataType) -> bool:
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+
+
+def _as_dictionaries(table: pa.Table, columns: list[str | None]) -> pa.Table:
+    """The string columns among ``columns`` (hive partition keys) dictionary-encoded, so that
+    pandas reads them as categoricals: each distinct value is held once (the series id of 40 M
+    rows takes 160 MB of codes instead of 840 MB of strings)."""
+    for column in columns:
+        if column is None or column not in table.column_names:
+            continue
+        if _is_text(table.schema.field(column).type):
+            position = table.column_names.index(column)
+            encoded = table.column(position).dictionary_encode()
+            table = table.set_column(position, column, encoded)
+    return table
 
 
 def _file_schemas(files: DatasetFiles) -> list[pa.Schema]:

@@ -16,6 +16,7 @@ from fusioncast.config import ValidationConfig
 from fusioncast.contract import DataContract
 from fusioncast.errors import DataValidationError
 from fusioncast.timestamps import held_in_utc, split_zone, wall_clock
+from fusioncast.validation import coerce
 from fusioncast.validation.gx import Suites
 from fusioncast.validation.quarantine import Quarantine, revoke
 from fusioncast.validation.report import (
@@ -151,8 +152,9 @@ class Run:
                 converted.add(column)
             elif finding.count:
                 wrong.add(column)
-        if contract.series_id is not None:
-            out[contract.series_id] = out[contract.series_id].astype("str")
+        for column in (contract.series_id, *contract.categorical):
+            if column is not None and column not in wrong:
+                out[column] = coerce.categories(out[column], text=column == contract.series_id)
         if contract.timestamp in converted:  # instants, until the frequency is known
             out[contract.timestamp], self.ctx.zone = split_zone(out[contract.timestamp])
             self.ctx.utc_zone = self.ctx.zone

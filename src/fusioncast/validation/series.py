@@ -210,8 +210,8 @@ def fill_targets(out: pd.DataFrame, contract: DataContract) -> pd.DataFrame:
     if contract.series_id is None:
         out[target] = out[target].ffill().bfill()
     else:
-        filled = out.groupby(contract.series_id, sort=False)[target].ffill()
-        out[target] = filled.groupby(out[contract.series_id], sort=False).bfill()
+        filled = out.groupby(contract.series_id, sort=False, observed=True)[target].ffill()
+        out[target] = filled.groupby(out[contract.series_id], sort=False, observed=True).bfill()
     return out
 
 
