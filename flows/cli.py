@@ -314,6 +314,9 @@ def run(argv: list[str] | None = None) -> dict[str, str]:
             from fusioncast.flows.forecast import forecast_flow
 
         outcome = forecast_flow(parameters)
+    if outcome.get("worker"):
+        print(outcome["worker"])
+        return outcome
     print(f"model version: {outcome['model_version']}")
     if outcome.get("promotion"):
         print(f"promotion gate: {outcome['promotion']}")

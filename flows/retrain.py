@@ -7,6 +7,7 @@ from __future__ import annotations
 from prefect import flow
 from prefect.runtime import flow_run
 
+from fusioncast import distribution
 from fusioncast.contract import MetricColumn as M
 from fusioncast.parameters import RetrainParameters
 from fusioncast.report import LIMIT_FILE, limit_summary
@@ -50,6 +51,11 @@ def retrain(parameters: RetrainParameters | None = None) -> dict[str, str]:
     forecaster, result = train(
         state, arrays, training, workspace.checkpoints, backups_on_this_machine=workspace.remote
     )
+    if not distribution.writes(training.distribution):  # a multi_worker job: process 0 goes on
+        index, count = distribution.share(training.distribution)
+        worker = f"process {index} of {count}: trained; process 0 registers"
+        summarise_run("retrain", {"data": str(parameters.data_path), "training": worker})
+        return {"run_id": run_id, "model_version": "", "forecasts_path": "", "worker": worker}
     evaluation = evaluate(
         forecaster,
         arrays,

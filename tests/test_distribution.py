@@ -15,6 +15,7 @@ import pytest
 from tiny_pipeline import child_env
 
 from fusioncast.config import TrainingConfig
+from fusioncast.errors import ConfigError
 
 pytestmark = pytest.mark.slow
 
@@ -81,7 +82,7 @@ def test_data_parallel_on_two_devices_trains_the_single_device_model():
 
 
 def test_an_unknown_distribution_is_refused_naming_those_there_are():
-    with pytest.raises(ValueError, match="'none' or 'data_parallel'"):
+    with pytest.raises(ValueError, match="'none', 'data_parallel' or 'multi_worker'"):
         TrainingConfig(distribution="mirrored")
 
 
@@ -99,3 +100,54 @@ def test_data_parallel_on_a_backend_without_it_is_refused_naming_those_with_it(m
         pass
     with distribution.scope("none") as replicas:  # one device needs no strategy
         assert replicas == 1
+
+
+def test_multi_worker_on_tensorflow_is_refused_naming_jax():
+    """Keras 3's TensorFlow trainer cannot build this model under MultiWorkerMirroredStrategy
+    (its inputs are a dict: keras-team/keras#20329); JAX's multi-process training can."""
+    from fusioncast import distribution
+    from fusioncast.errors import ConfigError
+
+    with (
+        pytest.raises(ConfigError, match=r"needs the jax Keras backend \(KERAS_BACKEND=jax\)"),
+        distribution.scope("multi_worker"),
+    ):
+        pass
+
+
+def test_each_process_of_a_job_serves_its_part_of_every_batch():
+    """The parts of a batch served by the processes of a job are, in order, the batch one
+    process serves: the same windows and the same text dropout."""
+    import numpy as np
+    from tiny_pipeline import tiny_state_and_arrays
+
+    from fusioncast.split import TRAIN
+    from fusioncast.windows import window_origins
+
+    state, arrays = tiny_state_and_arrays()
+    origins = window_origins(arrays, 14, 3, TRAIN)
+    settings = dict(
+        lookback=14,
+        horizon=3,
+        max_text_tokens=8,
+        batch_size=8,
+        shuffle=True,
+        seed=5,
+        text_dropout=0.5,
+        steps_per_epoch=3,
+    )
+    from fusioncast.windows import WindowSampler
+
+    whole = WindowSampler(arrays, origins, **settings)
+    parts = [WindowSampler(arrays, origins, share=(i, 2), **settings) for i in range(2)]
+    for sampler in (whole, *parts):
+        sampler.epoch = 1
+    for batch in range(3):
+        inputs, targets = whole[batch]
+        halves = [part[batch] for part in parts]
+        assert [len(h[1]) for h in halves] == [4, 4]
+        np.testing.assert_array_equal(np.concatenate([h[1] for h in halves]), targets)
+        for name, values in inputs.items():
+            np.testing.assert_array_equal(np.concatenate([h[0][name] for h in halves]), values)
+    with pytest.raises(ConfigError, match="batch_size 8 does not divide among 3 processes"):
+        WindowSampler(arrays, origins, share=(0, 3), **settings)

@@ -109,8 +109,9 @@ class ModelConfig(BaseModel):
         return self.quantiles if self.loss == "pinball" else (0.5,)
 
 
-#: ``training.distribution``: one device, or every local device (:mod:`fusioncast.distribution`)
-Distribution = Literal["none", "data_parallel"]
+#: ``training.distribution``: one device, every local device, or the devices of several
+#: processes (:mod:`fusioncast.distribution`)
+Distribution = Literal["none", "data_parallel", "multi_worker"]
 
 
 class TrainingConfig(BaseModel):
@@ -157,9 +158,10 @@ class TrainingConfig(BaseModel):
     distribution: Distribution = Field(
         "none",
         description=(
-            "Devices to train on: none (one) or data_parallel (every local GPU, else CPU "
-            "device; each batch of batch_size windows split across them). See "
-            "fusioncast.distribution."
+            "Devices to train on: none (one), data_parallel (every local GPU, else CPU "
+            "device) or multi_worker (the devices of several processes or hosts, JAX "
+            "backend, configured from KERAS_DISTRIBUTION_* variables); each batch of "
+            "batch_size windows is split across them. See fusioncast.distribution."
         ),
     )
 

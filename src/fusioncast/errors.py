@@ -47,6 +47,10 @@ class DatasetLayoutError(FusioncastError):
     """A dataset folder is not laid out as its converter expects (a file or a column missing)."""
 
 
+class DistributionError(FusioncastError):
+    """A process of a ``multi_worker`` training job failed, or the exchange with it did."""
+
+
 class ModelStateError(FusioncastError):
     """Saved model state is missing, incomplete or does not match what it claims to be."""
 

@@ -25,7 +25,7 @@ from fusioncast.backups import (
 )
 from fusioncast.baselines import RidgeBaseline
 from fusioncast.config import ModelConfig, TrainingConfig
-from fusioncast.errors import ConfigError
+from fusioncast.errors import ConfigError, DistributionError, FusioncastError
 from fusioncast.forecast import Forecaster
 from fusioncast.model import LINEAR_SKIP, ModelSpec, build_model, compile_model
 from fusioncast.split import TRAIN, VALIDATION
@@ -153,10 +153,12 @@ def train_model(
             shuffle_text=shuffle_text,
             text_dropout=training.text_window_dropout if train else 0.0,
             steps_per_epoch=training.steps_per_epoch if train else None,
+            share=distribution.share(training.distribution),
         )
 
     backup, removed = None, []
-    if backup_dir is not None:
+    # multi_worker: no backups (every process would have to resume from the same epoch)
+    if backup_dir is not None and training.distribution != "multi_worker":
         identity = fit_identity(arrays, spec, training, shuffle_text=shuffle_text)
         name = backup_name(identity)
         removed = remove_stale_backups(backup_dir, keep={name})
@@ -174,16 +176,27 @@ def train_model(
         )
         if cfg.linear_skip in ("ridge", "ridge_normalised"):
             model.get_layer(LINEAR_SKIP).set_weights(fit_linear_skip(arrays, cfg))
-        history, best, epochs_run, start = _fit(
-            model,
-            data(train_origins, train=True),
-            data(validation_origins, train=False),
-            training,
-            keep_initial=training.keep_initial,
-            backup=backup,
-            on_epoch=on_epoch,
-            verbose=verbose,
-        )
+        try:
+            history, best, epochs_run, start = _fit(
+                model,
+                data(train_origins, train=True),
+                data(validation_origins, train=False),
+                training,
+                keep_initial=training.keep_initial,
+                backup=backup,
+                on_epoch=on_epoch,
+                verbose=verbose,
+            )
+        except Exception as error:
+            if training.distribution != "multi_worker" or isinstance(error, FusioncastError):
+                raise
+            raise DistributionError(
+                f"training.distribution 'multi_worker': process "
+                f"{distribution.share('multi_worker')[0]} stopped training; another process "
+                f"of the job failed or cannot be reached: {str(error).splitlines()[0]}"
+            ) from error
+    if training.distribution == "multi_worker":  # on this process's devices from here on
+        model = _local_copy(model, spec, training)
     if not start and removed:
         others = f" (and {len(removed) - 1} more)" if len(removed) > 1 else ""
         start = (
@@ -192,6 +205,20 @@ def train_model(
         )
     start = start or "started fresh"
     return TrainingResult(model, history, best, epochs_run, start)
+
+
+def _local_copy(model: keras.Model, spec: ModelSpec, training: TrainingConfig) -> keras.Model:
+    """The trained ``model`` on this process alone: its variables of a ``multi_worker`` job
+    span the job's devices, and evaluating, saving or forecasting with them would wait on the
+    other processes."""
+    copy = compile_model(
+        build_model(spec, training.seed),
+        spec.config,
+        training.learning_rate,
+        weight_decay=training.weight_decay,
+    )
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def _fit(

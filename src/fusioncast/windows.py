@@ -19,6 +19,7 @@ from fusioncast.config import ModelConfig
 from fusioncast.contract import DataContract
 from fusioncast.embeddings import SentenceEncoder, embed_texts
 from fusioncast.encoding import CategoryEncoder
+from fusioncast.errors import ConfigError
 from fusioncast.frames import series_codes, series_offsets
 from fusioncast.scaling import SeriesScaler
 from fusioncast.split import SplitBoundaries
@@ -250,6 +251,10 @@ class WindowSampler(keras.utils.PyDataset):
             (training only: teaches the model to forecast when the text is missing).
         with_targets: yield ``(inputs, targets)``; otherwise inputs only.
         steps_per_epoch: serve this many batches per epoch (sampling windows anew each epoch).
+        share: ``(index, count)``: serve part ``index`` of ``count`` equal, consecutive parts of
+            every batch (the processes of a ``multi_worker`` run; a batch's last windows that do
+            not divide evenly are left out). The draws are the whole batch's, so the parts
+            together are the batch one process would serve.
     """
 
     def __init__(
@@ -268,11 +273,16 @@ class WindowSampler(keras.utils.PyDataset):
         with_targets: bool = True,
         steps_per_epoch: int | None = None,
         seed: int = 0,
+        share: tuple[int, int] = (0, 1),
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         if len(origins) == 0:
             raise ValueError("no windows to serve")
+        if batch_size % share[1]:
+            raise ConfigError(
+                f"training.batch_size {batch_size} does not divide among {share[1]} processes"
+            )
         self.arrays = arrays
         self.origins = np.asarray(origins, dtype=np.int64)
         self.lookback, self.horizon, self.max_text_tokens = lookback, horizon, max_text_tokens
@@ -281,6 +291,7 @@ class WindowSampler(keras.utils.PyDataset):
         self.without_text, self.text_dropout = without_text, text_dropout
         self.steps_per_epoch = steps_per_epoch
         self.seed = seed
+        self.share = share
         #: the epoch being served (set by :class:`fusioncast.training.SamplerEpoch` when one starts)
         self.epoch = 0
         self._drawn: tuple[int, np.ndarray] | None = None
@@ -317,9 +328,17 @@ class WindowSampler(keras.utils.PyDataset):
         self._drawn = (self.epoch, positions)
         return positions
 
+    def _part(self, size: int) -> slice:
+        """This sampler's share of a batch of ``size`` windows."""
+        part, count = self.share
+        each = size // count
+        return slice(part * each, (part + 1) * each)
+
     def batch_origins(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
-        """Origins of batch ``index`` and, for the shuffled-text control, their text's origins."""
+        """Origins of batch ``index`` (this sampler's share of it) and, for the shuffled-text
+        control, their text's origins."""
         positions = self._positions()[index * self.batch_size : (index + 1) * self.batch_size]
+        positions = positions[self._part(len(positions))]
         text = None if self._text_for is None else self._text_for[positions]
         return self.origins[positions], text
 
@@ -335,7 +354,8 @@ class WindowSampler(keras.utils.PyDataset):
         )
         if self.text_dropout > 0 and self.arrays.text:
             rng = np.random.default_rng([self.seed + 2, self.epoch, index])
-            blank = rng.random(len(origins)) < self.text_dropout
+            whole = min(self.batch_size, len(self._positions()) - index * self.batch_size)
+            blank = (rng.random(whole) < self.text_dropout)[self._part(whole)]
             for i in range(len(self.arrays.text)):
                 if f"text_{i}_embeddings" in inputs:
                     inputs[f"text_{i}_embeddings"][blank] = 0.0

@@ -1,0 +1,118 @@
+"""``training.distribution: multi_worker``: one retrain as a job of two real processes on
+127.0.0.1 (JAX backend, joined through Keras's ``KERAS_DISTRIBUTION_*`` variables), each a
+``fusioncast retrain`` with its own Prefect home, both on one workspace."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from fusioncast.contract import ForecastColumn as F
+from fusioncast.demo import write_demo_dataset
+from fusioncast.distribution import PEER_TIMEOUT_S
+from fusioncast.registry import ModelRegistry
+
+pytest.importorskip("jax")
+pytestmark = pytest.mark.slow
+
+PROMOTION = {"require_beating_last_value": False, "best_baseline_margin": None}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("multi-worker")
+    return write_demo_dataset(root / "demo.parquet", n_stores=1, n_categories=2, n_days=120)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _job(data: Path, tmp_path: Path, model: dict, training: dict) -> list[subprocess.Popen]:
+    """The two processes of one job, their output in files (``out-<i>``, ``err-<i>``)."""
+    params = tmp_path / "params.json"
+    training = {**training, "distribution": "multi_worker", "batch_size": 32}
+    params.write_text(json.dumps({"model": model, "training": training, "promotion": PROMOTION}))
+    coordinator = f"127.0.0.1:{_free_port()}"
+    processes = []
+    for index in range(2):
+        env = dict(
+            os.environ,
+            PREFECT_HOME=str(tmp_path / f"home-{index}"),
+            PREFECT_SERVER_ANALYTICS_ENABLED="false",
+            KERAS_BACKEND="jax",
+            JAX_PLATFORMS="cpu",
+            KERAS_DISTRIBUTION_JOB_ADDRESSES=coordinator,
+            KERAS_DISTRIBUTION_NUM_PROCESSES="2",
+            KERAS_DISTRIBUTION_PROCESS_ID=str(index),
+            TF_CPP_MIN_LOG_LEVEL="3",
+        )
+        env.pop("PREFECT_API_URL", None)
+        args = ["--data", str(data), "--workdir", str(tmp_path / "out"), "--params", str(params)]
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "fusioncast.flows.cli", "retrain", *args],
+                env=env,
+                stdout=(tmp_path / f"out-{index}").open("w"),
+                stderr=(tmp_path / f"err-{index}").open("w"),
+                start_new_session=True,  # a kill takes the process's temporary server with it
+            )
+        )
+    return processes
+
+
+def test_a_job_of_two_processes_trains_one_model_and_registers_it_once(
+    data, tmp_path, tiny_model_settings
+):
+    processes = _job(data, tmp_path, tiny_model_settings, {"epochs": 2, "steps_per_epoch": 4})
+    codes = [p.wait(timeout=600) for p in processes]
+    err = [(tmp_path / f"err-{i}").read_text()[-3000:] for i in range(2)]
+    assert codes == [0, 0], err
+    chief, worker = ((tmp_path / f"out-{i}").read_text() for i in range(2))
+    assert "process 1 of 2: trained; process 0 registers" in worker
+    assert "model version:" not in worker
+    # both processes ran the epochs (each logs them), in step with each other
+    for text in err:
+        assert "epoch 2/2" in text
+    registry = ModelRegistry(tmp_path / "out" / "models")
+    [version] = registry.versions()
+    assert f"model version: {version}" in chief
+    assert set(registry.verify(version)["files"]) >= {"model.keras", "spec.json"}
+    forecasts = pd.read_parquet(tmp_path / "out" / "forecasts")
+    assert forecasts[F.RUN_ID].nunique() == 1 and set(forecasts[F.MODEL_VERSION]) == {version}
+
+
+def test_a_killed_process_fails_the_job_with_a_clear_message_and_registers_nothing(
+    data, tmp_path, tiny_model_settings
+):
+    long = {"epochs": 1000, "patience": 1000, "steps_per_epoch": 4}
+    chief, worker = _job(data, tmp_path, tiny_model_settings, long)
+    deadline = time.monotonic() + 300
+    while "epoch 2/1000" not in (tmp_path / "err-0").read_text():  # training, in step
+        assert chief.poll() is None and worker.poll() is None, (tmp_path / "err-0").read_text()
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    os.killpg(worker.pid, signal.SIGKILL)
+    killed_at = time.monotonic()
+    code = chief.wait(timeout=PEER_TIMEOUT_S * 4)  # no hang: JAX's heartbeat timeout at most
+    assert time.monotonic() - killed_at < PEER_TIMEOUT_S * 4
+    err = (tmp_path / "err-0").read_text()
+    assert code != 0
+    assert "another process of the job failed or cannot be reached" in err, err[-3000:]
+    models = tmp_path / "out" / "models"
+    assert not ModelRegistry(models).versions()
+    assert not [p for p in models.rglob("*") if p.name.startswith(".staging")]
+    assert not (tmp_path / "out" / "forecasts").exists() or not list(
+        (tmp_path / "out" / "forecasts").rglob("*.parquet")
+    )
