@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -39,52 +40,82 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _job(data: Path, tmp_path: Path, model: dict, training: dict) -> list[subprocess.Popen]:
-    """The two processes of one job, their output in files (``out-<i>``, ``err-<i>``)."""
-    params = tmp_path / "params.json"
-    training = {**training, "distribution": "multi_worker", "batch_size": 32}
+def _retrain(
+    data: Path, tmp_path: Path, name: str, model: dict, training: dict, **env: str
+) -> subprocess.Popen:
+    """``fusioncast retrain`` on JAX with its own Prefect home, its output in files
+    (``out-<name>``, ``err-<name>``)."""
+    params = tmp_path / f"params-{name}.json"
+    training = {**training, "batch_size": 32}
     params.write_text(json.dumps({"model": model, "training": training, "promotion": PROMOTION}))
+    environment = dict(
+        os.environ,
+        PREFECT_HOME=str(tmp_path / f"home-{name}"),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        KERAS_BACKEND="jax",
+        JAX_PLATFORMS="cpu",
+        TF_CPP_MIN_LOG_LEVEL="3",
+        **env,
+    )
+    environment.pop("PREFECT_API_URL", None)
+    workdir = tmp_path / ("out" if name in ("0", "1") else f"workspace-{name}")
+    args = ["--data", str(data), "--workdir", str(workdir), "--params", str(params)]
+    return subprocess.Popen(
+        [sys.executable, "-m", "fusioncast.flows.cli", "retrain", *args],
+        env=environment,
+        stdout=(tmp_path / f"out-{name}").open("w"),
+        stderr=(tmp_path / f"err-{name}").open("w"),
+        start_new_session=True,  # a kill takes the process's temporary server with it
+    )
+
+
+def _job(data: Path, tmp_path: Path, model: dict, training: dict) -> list[subprocess.Popen]:
+    """The two processes of one job, on one workspace (``out``)."""
     coordinator = f"127.0.0.1:{_free_port()}"
-    processes = []
-    for index in range(2):
-        env = dict(
-            os.environ,
-            PREFECT_HOME=str(tmp_path / f"home-{index}"),
-            PREFECT_SERVER_ANALYTICS_ENABLED="false",
-            KERAS_BACKEND="jax",
-            JAX_PLATFORMS="cpu",
+    training = {**training, "distribution": "multi_worker"}
+    return [
+        _retrain(
+            data,
+            tmp_path,
+            str(index),
+            model,
+            training,
             KERAS_DISTRIBUTION_JOB_ADDRESSES=coordinator,
             KERAS_DISTRIBUTION_NUM_PROCESSES="2",
             KERAS_DISTRIBUTION_PROCESS_ID=str(index),
-            TF_CPP_MIN_LOG_LEVEL="3",
         )
-        env.pop("PREFECT_API_URL", None)
-        args = ["--data", str(data), "--workdir", str(tmp_path / "out"), "--params", str(params)]
-        processes.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "fusioncast.flows.cli", "retrain", *args],
-                env=env,
-                stdout=(tmp_path / f"out-{index}").open("w"),
-                stderr=(tmp_path / f"err-{index}").open("w"),
-                start_new_session=True,  # a kill takes the process's temporary server with it
-            )
-        )
-    return processes
+        for index in range(2)
+    ]
+
+
+def _epochs(log: str) -> list[dict[str, float]]:
+    """The losses of each epoch a retrain logged (``epoch 2/2: loss=0.4494, val_loss=0.2301``)."""
+    return [
+        {k: float(v) for k, v in re.findall(r"(\w+)=([-\d.e]+)", line)}
+        for line in re.findall(r"epoch \d+/\d+: (.*)", log)
+    ]
 
 
 def test_a_job_of_two_processes_trains_one_model_and_registers_it_once(
     data, tmp_path, tiny_model_settings
 ):
-    processes = _job(data, tmp_path, tiny_model_settings, {"epochs": 2, "steps_per_epoch": 4})
+    training = {"epochs": 2, "steps_per_epoch": 4}
+    processes = _job(data, tmp_path, tiny_model_settings, training)
     codes = [p.wait(timeout=600) for p in processes]
-    err = [(tmp_path / f"err-{i}").read_text()[-3000:] for i in range(2)]
-    assert codes == [0, 0], err
+    err = [(tmp_path / f"err-{i}").read_text() for i in range(2)]
+    assert codes == [0, 0], [e[-3000:] for e in err]
     chief, worker = ((tmp_path / f"out-{i}").read_text() for i in range(2))
     assert "process 1 of 2: trained; process 0 registers" in worker
     assert "model version:" not in worker
-    # both processes ran the epochs (each logs them), in step with each other
-    for text in err:
-        assert "epoch 2/2" in text
+    # Both processes ran every epoch, in step; and the job trained the model one process trains
+    # (each process gathered its half of every batch). The logs round to 4 digits; the sums of
+    # the two halves differ from one device's by float32 rounding only (about 1e-7).
+    alone = _retrain(data, tmp_path, "alone", tiny_model_settings, training)
+    assert alone.wait(timeout=600) == 0, (tmp_path / "err-alone").read_text()[-3000:]
+    one = _epochs((tmp_path / "err-alone").read_text())
+    assert len(one) == 2 and _epochs(err[0]) == _epochs(err[1])
+    for job_epoch, one_epoch in zip(_epochs(err[0]), one, strict=True):
+        assert job_epoch == pytest.approx(one_epoch, rel=1e-3)
     registry = ModelRegistry(tmp_path / "out" / "models")
     [version] = registry.versions()
     assert f"model version: {version}" in chief
