@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from fusioncast.errors import ModelStateError
+from fusioncast.frames import code_counts, value_codes
 
 ENCODER_VERSION = 1
 UNSEEN = 0
@@ -30,9 +31,9 @@ class CategoryEncoder:
     ) -> CategoryEncoder:
         vocabularies = {}
         for column in columns:
-            codes, distinct = pd.factorize(frame[column])  # missing: -1, counted apart
-            counts = np.bincount(codes[np.asarray(fit_mask, dtype=bool)] + 1, minlength=1)
-            seen = np.flatnonzero(counts[1:])
+            codes, distinct = value_codes(frame[column])
+            counts = code_counts(codes, len(distinct), np.asarray(fit_mask, dtype=bool))
+            seen = np.flatnonzero(counts)
             values = np.asarray(distinct.astype(str), dtype=object)[seen]
             vocabularies[column] = sorted(set(values.tolist()))
         return cls(vocabularies)
@@ -46,7 +47,7 @@ class CategoryEncoder:
 
         Each distinct value is looked up once (the column is factorized first).
         """
-        codes, distinct = pd.factorize(frame[column])
+        codes, distinct = value_codes(frame[column])
         known = pd.Index(self.vocabularies[column]).get_indexer(
             np.asarray(distinct.astype(str), dtype=object)
         )

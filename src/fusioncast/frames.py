@@ -21,17 +21,58 @@ def row_blocks(n_rows: int, size: int = BLOCK_ROWS) -> Iterator[slice]:
         yield slice(start, start + size)
 
 
+def value_codes(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Each row's value as an integer code (-1: missing) and the values coded, ``values[k]``
+    for code ``k``: a categorical's own codes and categories (no copy; categories no row holds
+    included), else one hash pass (``pd.factorize``)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return values.array.codes, values.cat.categories  # the codes: a view
+    codes, uniques = pd.factorize(values)
+    return codes, pd.Index(uniques)
+
+
+def code_counts(codes: np.ndarray, size: int, rows: np.ndarray | None = None) -> np.ndarray:
+    """How many rows (of those where ``rows`` is true) hold each code ``0 .. size - 1``; -1 is
+    not counted. A pass over blocks: no temporary the length of the frame."""
+    counts = np.zeros(size, dtype=np.int64)
+    for block in row_blocks(len(codes)):
+        held = codes[block] if rows is None else codes[block][rows[block]]
+        counts += np.bincount(held[held >= 0], minlength=size)
+    return counts
+
+
 def series_codes(frame: pd.DataFrame, contract: DataContract) -> tuple[np.ndarray, np.ndarray]:
     """Every row's series as an integer code, and the series ids (str, object ``[S]``).
 
-    Codes number the series in order of first appearance (one hash pass over the column, no
-    per-row Python objects), so ``ids[codes]`` are the rows' ids.
+    Codes number the series in order of first appearance, so ``ids[codes]`` are the rows' ids:
+    a validated frame's categorical codes as they are (no copy), else one hash pass over the
+    column (no per-row Python objects).
     """
     if contract.series_id is None:
         ids = np.array([SINGLE_SERIES_ID] if len(frame) else [], dtype=object)
         return np.zeros(len(frame), dtype=np.int64), ids
-    codes, uniques = pd.factorize(frame[contract.series_id])
+    column = frame[contract.series_id]
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        codes = column.array.codes  # a view
+        if _in_first_appearance(codes, len(column.cat.categories)):
+            # at least int32 (no copy from 32,768 series on): the callers' arithmetic fits
+            codes = codes.astype(np.int32, copy=False)
+            return codes, np.asarray(column.cat.categories.astype(str), dtype=object)
+    codes, uniques = pd.factorize(column)
     return codes.astype(np.int64, copy=False), np.asarray(uniques.astype(str), dtype=object)
+
+
+def _in_first_appearance(codes: np.ndarray, size: int) -> bool:
+    """Whether ``codes`` start at 0, end at ``size - 1`` and only ever stay or step up by one
+    (rows grouped by series in the categories' order, every category held); in blocks."""
+    if not len(codes) or codes[0] != 0 or codes[-1] != size - 1:
+        return False
+    before, after = codes[:-1], codes[1:]  # views
+    for block in row_blocks(len(before)):
+        step = after[block] - before[block]
+        if step.min() < 0 or step.max() > 1:
+            return False
+    return True
 
 
 def series_offsets(codes: np.ndarray) -> np.ndarray:

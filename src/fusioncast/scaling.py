@@ -37,8 +37,8 @@ class SeriesScaler:
         """Fit on the rows where ``fit_mask`` is true (the training steps)."""
         columns = [contract.target, *contract.numeric]
         codes, ids = series_codes(frame, contract)
-        keys = np.where(np.asarray(fit_mask, dtype=bool), codes, -1)
-        return cls(columns=columns, stats=_stats(frame[columns], keys, ids))
+        rows = np.asarray(fit_mask, dtype=bool)
+        return cls(columns=columns, stats=_stats(frame[columns], codes, ids, rows))
 
     def transform(
         self,
@@ -121,10 +121,13 @@ class SeriesScaler:
         return cls(columns=list(payload["columns"]), stats=payload["stats"])
 
 
-def _stats(values: pd.DataFrame, keys: np.ndarray, ids: np.ndarray) -> dict[str, dict[str, list]]:
+def _stats(
+    values: pd.DataFrame, keys: np.ndarray, ids: np.ndarray, fit: np.ndarray | None = None
+) -> dict[str, dict[str, list]]:
     """``[location, scale]`` per column of ``values`` for each series ``ids[k]`` with rows whose
-    key is ``k`` (rows keyed -1 are left out): mean and population standard deviation of the
-    non-missing values; 0 and 1 where there are none, 1 for a constant column.
+    key is ``k`` (rows keyed -1, and with ``fit`` the rows where it is false, are left out):
+    mean and population standard deviation of the non-missing values; 0 and 1 where there are
+    none, 1 for a constant column.
 
     Two passes (sums, then squared deviations from the mean) of ``bincount`` over blocks of rows:
     linear, and each block's temporaries are small enough to be reused from one to the next.
@@ -137,7 +140,7 @@ def _stats(values: pd.DataFrame, keys: np.ndarray, ids: np.ndarray) -> dict[str,
     total = np.zeros((len(columns), groups))
     for block in row_blocks(n):
         key = keys[block]
-        used = key >= 0
+        used = key >= 0 if fit is None else (key >= 0) & fit[block]
         rows += np.bincount(key[used], minlength=groups)
         for j, column in enumerate(data):
             x = column[block]
@@ -149,7 +152,7 @@ def _stats(values: pd.DataFrame, keys: np.ndarray, ids: np.ndarray) -> dict[str,
     squares = np.zeros((len(columns), groups))
     for block in row_blocks(n):
         key = keys[block]
-        used = key >= 0
+        used = key >= 0 if fit is None else (key >= 0) & fit[block]
         for j, column in enumerate(data):
             x = column[block]
             ok = used & ~np.isnan(x)

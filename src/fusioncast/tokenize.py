@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from fusioncast.errors import ModelStateError
+from fusioncast.frames import code_counts, value_codes
 
 TOKENIZER_VERSION = 1
 PAD, OOV, BOS = 0, 1, 2
@@ -69,7 +70,7 @@ class TextTokenizer:
 
         Each distinct text is tokenized once; its ids are then copied to every row that holds it.
         """
-        codes, distinct = pd.factorize(_series(texts))
+        codes, distinct = value_codes(_series(texts))
         index = {w: i for i, w in enumerate(self.vocabulary)}
         encoded = [
             [index.get(w, OOV) for w in words(t)[: self.max_tokens_per_step]]
@@ -115,10 +116,9 @@ class TextTokenizer:
 
 def _distinct(texts: Iterable[str | None], mask: np.ndarray | None) -> dict[str, int]:
     """How many times each distinct non-empty text occurs (in the rows of ``mask``, if given)."""
-    codes, distinct = pd.factorize(_series(texts))  # missing: -1
-    if mask is not None:
-        codes = codes[np.asarray(mask, dtype=bool)]
-    counts = np.bincount(codes[codes >= 0], minlength=len(distinct))
+    codes, distinct = value_codes(_series(texts))  # missing: -1
+    rows = None if mask is None else np.asarray(mask, dtype=bool)
+    counts = code_counts(codes, len(distinct), rows)
     return {
         text: int(n)
         for text, n in zip(distinct, counts.tolist(), strict=True)

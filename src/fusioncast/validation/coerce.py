@@ -68,13 +68,16 @@ def numbers(values: pd.Series, ctx: Context) -> Finding:
 
 
 def text(values: pd.Series, ctx: Context) -> Finding:
-    """Values as pandas ``str``, or the count of values that are not strings.
+    """Values as pandas ``str`` (a categorical of strings: as a categorical of ``str``), or the
+    count of values that are not strings.
 
     Binary values pass unchanged: decoding them is rule ``text_utf8``'s (:func:`utf8`).
     """
     if holds_bytes(values):
         return Finding()
     if isinstance(values.dtype, pd.CategoricalDtype):
+        if ptypes.infer_dtype(values.cat.categories, skipna=True) in ("string", "empty"):
+            return Finding(values=categories(values, text=True))  # each distinct text once
         values = values.astype(object)
     if isinstance(values.dtype, pd.StringDtype):
         return Finding(values=values)

@@ -113,9 +113,9 @@ def read_dataset(source: str | Path | DatasetFiles, contract: DataContract) -> p
     files = source if isinstance(source, DatasetFiles) else dataset_files(source)
     schemas = _file_schemas(files)
     fields = _agreed_fields(files, schemas, contract)
-    # the series id and the categoricals are read as dictionaries (pandas: categoricals): each
-    # distinct value is held once, and the Parquet files' own dictionaries are kept
-    keyed = [c for c in (contract.series_id, *contract.categorical) if c in fields]
+    # the series id, the categoricals and the text are read as dictionaries (pandas:
+    # categoricals): each distinct value is held once, and the files' own dictionaries are kept
+    keyed = [c for c in (contract.series_id, *contract.categorical, *contract.text) if c in fields]
     keyed = [c for c in keyed if _is_text(fields[c].type)]
     for column in keyed:
         fields[column] = fields[column].with_type(pa.dictionary(pa.int32(), fields[column].type))

@@ -333,6 +333,9 @@ class Run:
             self.note = note
             revoke(self.results)
             return None
+        series_id = self.ctx.contract.series_id
+        if series_id is not None:  # codes 0 .. S - 1 in row order (frames.series_codes)
+            out[series_id] = out[series_id].cat.remove_unused_categories()
         return fill_targets(out, self.ctx.contract).reset_index(drop=True)
 
     def nothing_left(self) -> None:
