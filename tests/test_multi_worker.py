@@ -100,6 +100,8 @@ def test_a_job_of_two_processes_trains_one_model_and_registers_it_once(
     data, tmp_path, tiny_model_settings
 ):
     training = {"epochs": 2, "steps_per_epoch": 4}
+    # one process training alone on the same data and seed, at the same time as the job
+    alone = _retrain(data, tmp_path, "alone", tiny_model_settings, training)
     processes = _job(data, tmp_path, tiny_model_settings, training)
     codes = [p.wait(timeout=600) for p in processes]
     err = [(tmp_path / f"err-{i}").read_text() for i in range(2)]
@@ -110,7 +112,6 @@ def test_a_job_of_two_processes_trains_one_model_and_registers_it_once(
     # Both processes ran every epoch, in step; and the job trained the model one process trains
     # (each process gathered its half of every batch). The logs round to 4 digits; the sums of
     # the two halves differ from one device's by float32 rounding only (about 1e-7).
-    alone = _retrain(data, tmp_path, "alone", tiny_model_settings, training)
     assert alone.wait(timeout=600) == 0, (tmp_path / "err-alone").read_text()[-3000:]
     one = _epochs((tmp_path / "err-alone").read_text())
     assert len(one) == 2 and _epochs(err[0]) == _epochs(err[1])
