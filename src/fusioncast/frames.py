@@ -53,11 +53,11 @@ def series_codes(frame: pd.DataFrame, contract: DataContract) -> tuple[np.ndarra
         return np.zeros(len(frame), dtype=np.int64), ids
     column = frame[contract.series_id]
     if isinstance(column.dtype, pd.CategoricalDtype):
-        codes = column.array.codes  # a view
-        if _in_first_appearance(codes, len(column.cat.categories)):
+        codes, categories = value_codes(column)
+        if _in_first_appearance(codes, len(categories)):
             # at least int32 (no copy from 32,768 series on): the callers' arithmetic fits
             codes = codes.astype(np.int32, copy=False)
-            return codes, np.asarray(column.cat.categories.astype(str), dtype=object)
+            return codes, np.asarray(categories.astype(str), dtype=object)
     codes, uniques = pd.factorize(column)
     return codes.astype(np.int64, copy=False), np.asarray(uniques.astype(str), dtype=object)
 
