@@ -177,10 +177,15 @@ def prepare(path: Path, out: Path, unseen: int, save: bool) -> dict[str, tuple[f
         return stage.results()
     keras.utils.set_random_seed(0)
     forecaster = Forecaster(build_model(state.spec), state)
-    gone = set(list(scaler.stats)[-unseen:])
+    kept = slice(0, len(scaler.series) - unseen)  # the last ``unseen`` series are unseen
     partial = replace(
         state,
-        scaler=replace(scaler, stats={k: v for k, v in scaler.stats.items() if k not in gone}),
+        scaler=replace(
+            scaler,
+            series=scaler.series[kept],
+            location=scaler.location[kept],
+            scale=scaler.scale[kept],
+        ),
     )
     for name, saved in (("seen", forecaster), ("unseen", replace(forecaster, state=partial))):
         (out / name).mkdir()

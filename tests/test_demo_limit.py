@@ -75,7 +75,7 @@ def _with_target(forecasts: pd.DataFrame, frame: pd.DataFrame, truth: DemoTruth)
     actual["expected"] = _expected_units(truth).ravel()
     split = split_by_time(frame, DEMO_CONTRACT)
     scaler = SeriesScaler.fit(frame, DEMO_CONTRACT, split.labels(frame["date"]) == TRAIN)
-    scale = {sid: stats["units_sold"][1] for sid, stats in scaler.stats.items()}
+    scale = dict(zip(scaler.series, scaler.scale[:, 0], strict=True))
     out = forecasts.merge(actual, on=[F.SERIES_ID, F.TARGET_TIMESTAMP], validate="many_to_one")
     out["scale"] = out[F.SERIES_ID].map(scale).astype(float)
     return out

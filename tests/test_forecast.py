@@ -42,9 +42,9 @@ def _with_infinite_scale(state: ForecastingState) -> ForecastingState:
     and that series' forecasts come back as NaN or +-inf."""
     from dataclasses import replace
 
-    stats = {key: dict(columns) for key, columns in state.scaler.stats.items()}
-    stats[BROKEN][C.target] = [stats[BROKEN][C.target][0], float("inf")]
-    return replace(state, scaler=replace(state.scaler, stats=stats))
+    scale = state.scaler.scale.copy()
+    scale[state.scaler.positions(np.array([BROKEN])), 0] = float("inf")
+    return replace(state, scaler=replace(state.scaler, scale=scale))
 
 
 def test_a_forecast_that_is_not_finite_is_never_published(fitted, demo_frame, tmp_path):
@@ -185,16 +185,18 @@ def test_many_series_unseen_in_training_are_scaled_on_their_own_history(fitted, 
 
     from dataclasses import replace
 
-    stats = dict(state.scaler.stats)
-    for series, rows in frame.groupby(C.series_id):
-        if series not in stats:
-            columns = state.scaler.columns
-            values = rows[columns].to_numpy(dtype=np.float64)
-            stats[series] = {
-                c: [float(np.mean(values[:, j])), float(np.std(values[:, j])) or 1.0]
-                for j, c in enumerate(columns)
-            }
-    known = replace(state, scaler=replace(state.scaler, stats=stats))
+    scaler = state.scaler
+    unseen = frame[~frame[C.series_id].isin(scaler.series)].groupby(C.series_id)[scaler.columns]
+    std = unseen.std(ddof=0)
+    known = replace(
+        state,
+        scaler=replace(
+            scaler,
+            series=np.concatenate([scaler.series, unseen.mean().index.to_numpy(dtype=object)]),
+            location=np.concatenate([scaler.location, unseen.mean().to_numpy()]),
+            scale=np.concatenate([scaler.scale, std.where(std > 0, 1.0).to_numpy()]),
+        ),
+    )
     expected = _forecast(model, frame, known)
     assert published[F.SERIES_ID].nunique() == demo_frame[C.series_id].nunique() * 61
     pd.testing.assert_frame_equal(published, expected, rtol=1e-6)

@@ -127,7 +127,7 @@ def test_the_gate_keeps_out_a_model_well_behind_the_best_baseline(seasonal):
     evaluation = evaluate_model(forecaster, arrays, season=7, ablations=False)
     actual, scaler = evaluation.actual, forecaster.scaler
     # one standard deviation of each window's series: errors of 0.3 and 0.1 on the scaled target
-    spread = np.array([scaler.stats[str(s)]["y"][1] for s in evaluation.series])[:, None]
+    spread = scaler.scale[scaler.positions(np.asarray(evaluation.series).astype(str)), 0][:, None]
     behind = _with(evaluation, actual + 0.3 * spread, actual + 0.1 * spread)
     decision = decide(behind, scaler, frame, None)
     assert not decision.promote

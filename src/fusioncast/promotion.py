@@ -140,5 +140,5 @@ def decide(
 
 
 def _target_scale(scaler: SeriesScaler, series: np.ndarray) -> np.ndarray:
-    target = scaler.columns[0]
-    return np.array([scaler.stats[str(s)][target][1] for s in series], dtype=np.float64)[:, None]
+    rows = scaler.positions(np.asarray(series).astype(str))
+    return scaler.scale[rows, 0][:, None]

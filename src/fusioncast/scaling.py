@@ -12,7 +12,7 @@ from fusioncast.contract import DataContract
 from fusioncast.errors import ModelStateError
 from fusioncast.frames import row_blocks, series_codes
 
-SCALER_VERSION = 1
+SCALER_VERSION = 2
 _MIN_SCALE = 1e-8
 #: Largest distance from a series' training mean, in its training standard deviations, that a
 #: value may have (rule ``within_scale``). Training steps are never that far (at most the square
@@ -21,16 +21,28 @@ _MIN_SCALE = 1e-8
 SCALE_BOUND = 1e6
 
 
-@dataclass
+@dataclass(eq=False)
 class SeriesScaler:
     """Location and scale per (series, column); column 0 is always the target.
 
-    ``stats[series_id][column] == [location, scale]``. A series unseen in training is added with
-    statistics of its own history by :meth:`with_series` before forecasting it.
+    ``location[i, j]`` and ``scale[i, j]`` are series ``series[i]``'s statistics of
+    ``columns[j]``: arrays, one row per series, so that fitting and looking up 100,000 series
+    make no Python object per series. A series unseen in training is added with statistics of
+    its own history by :meth:`with_series` before forecasting it.
     """
 
     columns: list[str]
-    stats: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    series: np.ndarray  # str, object [S]
+    location: np.ndarray  # float64 [S, C]
+    scale: np.ndarray  # float64 [S, C]
+    _index: pd.Index = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.series = np.asarray(self.series, dtype=object)
+        shape = (len(self.series), len(self.columns))
+        self.location = np.asarray(self.location, dtype=np.float64).reshape(shape)
+        self.scale = np.asarray(self.scale, dtype=np.float64).reshape(shape)
+        self._index = pd.Index(self.series, dtype=object)
 
     @classmethod
     def fit(cls, frame: pd.DataFrame, contract: DataContract, fit_mask: np.ndarray) -> SeriesScaler:
@@ -38,7 +50,26 @@ class SeriesScaler:
         columns = [contract.target, *contract.numeric]
         codes, ids = series_codes(frame, contract)
         rows = np.asarray(fit_mask, dtype=bool)
-        return cls(columns=columns, stats=_stats(frame[columns], codes, ids, rows))
+        return cls(columns, *_stats(frame[columns], codes, ids, rows))
+
+    def statistics(self, series_id: str, column: str) -> tuple[float, float]:
+        """``(location, scale)`` of one series' column."""
+        row, j = self.positions(np.array([series_id]))[0], self.columns.index(column)
+        return float(self.location[row, j]), float(self.scale[row, j])
+
+    def positions(self, keys: np.ndarray) -> np.ndarray:
+        """Row of each of ``keys`` (series ids) in :attr:`location` and :attr:`scale`.
+
+        Raises :class:`ModelStateError` when the scaler has no statistics for some of them.
+        """
+        rows = self._index.get_indexer(np.asarray(keys, dtype=object))
+        if (rows < 0).any():
+            missing = sorted(set(pd.unique(np.asarray(keys, dtype=object)[rows < 0])))
+            raise ModelStateError(
+                f"scaler has no statistics for {len(missing)} series (e.g. {missing[0]!r}); "
+                "call with_series() first to scale series unseen in training"
+            )
+        return rows
 
     def transform(
         self,
@@ -49,16 +80,24 @@ class SeriesScaler:
         """Scaled values ``[rows, len(columns)]`` float32; missing covariates become 0 (mean).
 
         ``series``: the frame's :func:`~fusioncast.frames.series_codes`, when already at hand.
-        Works in blocks of rows, in float32, so memory stays at one copy of the table.
+        Works column by column in blocks of rows, in float32: the output is the only array the
+        length of the frame.
         """
         codes, ids = series or series_codes(frame, contract)
-        self._require(ids)
-        loc, scale = self._matrices(ids)
-        scaled = frame[self.columns].to_numpy(dtype=np.float32, na_value=np.nan, copy=True)
-        for block in row_blocks(len(scaled)):
-            scaled[block] -= loc[codes[block]]
-            scaled[block] /= scale[codes[block]]
-        np.nan_to_num(scaled[:, 1:], copy=False, nan=0.0)
+        rows = self.positions(ids)
+        loc = self.location[rows].astype(np.float32).T  # [C, len(ids)]
+        scale = self.scale[rows].astype(np.float32).T
+        scaled = np.empty((len(frame), len(self.columns)), dtype=np.float32)
+        for j, column in enumerate(self.columns):
+            values = _floats(frame[column])
+            for block in row_blocks(len(frame)):
+                key = codes[block]
+                x = values[block].astype(np.float32)
+                x -= loc[j].take(key)
+                x /= scale[j].take(key)
+                if j:  # a missing covariate is its series' mean
+                    np.nan_to_num(x, copy=False, nan=0.0)
+                scaled[block, j] = x
         return scaled
 
     def inverse_target(self, values: np.ndarray, keys: np.ndarray) -> np.ndarray:
@@ -75,97 +114,97 @@ class SeriesScaler:
         """Location and scale of the target for each of ``keys``, shaped to broadcast against
         values of ``ndim`` dimensions whose first is the keys'."""
         codes, ids = pd.factorize(np.asarray(keys, dtype=object))
-        ids = np.asarray(ids, dtype=object)
-        self._require(ids)
-        target = self.columns[0]
-        stats = np.array([self.stats[k][target] for k in ids], dtype=np.float64).reshape(-1, 2)
+        rows = self.positions(np.asarray(ids, dtype=object))[codes]
         expand = (slice(None),) + (None,) * (ndim - 1)
-        return stats[codes, 0][expand], stats[codes, 1][expand]
-
-    def _matrices(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Location and scale ``[len(ids), len(columns)]`` float32 of the series ``ids``."""
-        pairs = np.array(
-            [[self.stats[k][c] for c in self.columns] for k in ids], dtype=np.float32
-        ).reshape(len(ids), len(self.columns), 2)
-        return pairs[..., 0], pairs[..., 1]
+        return self.location[rows, 0][expand], self.scale[rows, 0][expand]
 
     def with_series(self, frame: pd.DataFrame, contract: DataContract) -> SeriesScaler:
         """A copy that also holds statistics for series of ``frame`` this scaler has not seen
         (fitted on their whole history in ``frame``)."""
         codes, ids = series_codes(frame, contract)
-        new = np.array([k not in self.stats for k in ids], dtype=bool)
+        new = self._index.get_indexer(ids) < 0
         if not new.any():
             return self
         keys = np.where(new[codes], codes, -1)
-        stats = dict(self.stats)
-        stats.update(_stats(frame[self.columns], keys, ids))
-        return SeriesScaler(self.columns, stats)
-
-    def _require(self, keys: np.ndarray) -> None:
-        missing = sorted(set(pd.unique(keys)) - set(self.stats))
-        if missing:
-            raise ModelStateError(
-                f"scaler has no statistics for {len(missing)} series (e.g. {missing[0]!r}); "
-                "call with_series() first to scale series unseen in training"
-            )
+        series, location, scale = _stats(frame[self.columns], keys, ids)
+        return SeriesScaler(
+            self.columns,
+            np.concatenate([self.series, series]),
+            np.concatenate([self.location, location]),
+            np.concatenate([self.scale, scale]),
+        )
 
     def to_json(self) -> dict[str, Any]:
-        return {"version": SCALER_VERSION, "columns": self.columns, "stats": self.stats}
+        return {
+            "version": SCALER_VERSION,
+            "columns": self.columns,
+            "series": self.series.tolist(),
+            "location": self.location.tolist(),
+            "scale": self.scale.tolist(),
+        }
 
     @classmethod
     def from_json(cls, payload: dict[str, Any]) -> SeriesScaler:
-        if payload.get("version") != SCALER_VERSION:
-            raise ModelStateError(
-                f"scaler state version {payload.get('version')!r} is not supported"
-            )
-        return cls(columns=list(payload["columns"]), stats=payload["stats"])
+        version = payload.get("version")
+        if version == 1:  # {series: {column: [location, scale]}}, as models registered before
+            columns, stats = list(payload["columns"]), payload["stats"]
+            pairs = np.array([[stats[k][c] for c in columns] for k in stats], dtype=np.float64)
+            pairs = pairs.reshape(len(stats), len(columns), 2)
+            return cls(columns, np.array(list(stats), dtype=object), pairs[..., 0], pairs[..., 1])
+        if version != SCALER_VERSION:
+            raise ModelStateError(f"scaler state version {version!r} is not supported")
+        return cls(
+            list(payload["columns"]), payload["series"], payload["location"], payload["scale"]
+        )
+
+
+def _floats(values: pd.Series) -> np.ndarray:
+    """A numeric column as float64, missing as NaN (a view of a float64 column, no copy)."""
+    return values.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def _stats(
     values: pd.DataFrame, keys: np.ndarray, ids: np.ndarray, fit: np.ndarray | None = None
-) -> dict[str, dict[str, list]]:
-    """``[location, scale]`` per column of ``values`` for each series ``ids[k]`` with rows whose
-    key is ``k`` (rows keyed -1, and with ``fit`` the rows where it is false, are left out):
-    mean and population standard deviation of the non-missing values; 0 and 1 where there are
-    none, 1 for a constant column.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Statistics of each series ``ids[k]`` with rows whose key is ``k`` (rows keyed -1, and with
+    ``fit`` the rows where it is false, are left out): the series that have rows, and their
+    location and scale ``[series, columns]``, the mean and population standard deviation of
+    the non-missing values; 0 and 1 where there are none, 1 for a constant column.
 
     Two passes (sums, then squared deviations from the mean) of ``bincount`` over blocks of rows:
     linear, and each block's temporaries are small enough to be reused from one to the next.
     """
     n, groups = len(keys), len(ids)
     columns = list(values.columns)
-    data = [values[c].to_numpy(dtype=np.float64, na_value=np.nan) for c in columns]
+    data = [_floats(values[c]) for c in columns]
     rows = np.zeros(groups)
     count = np.zeros((len(columns), groups))
     total = np.zeros((len(columns), groups))
     for block in row_blocks(n):
-        key = keys[block]
+        key = keys[block].astype(np.intp)  # bincount's index type: cast once, not per call
         used = key >= 0 if fit is None else (key >= 0) & fit[block]
         rows += np.bincount(key[used], minlength=groups)
         for j, column in enumerate(data):
             x = column[block]
             ok = used & ~np.isnan(x)
-            count[j] += np.bincount(key[ok], minlength=groups)
-            total[j] += np.bincount(key[ok], weights=x[ok], minlength=groups)
+            held = key[ok]
+            count[j] += np.bincount(held, minlength=groups)
+            total[j] += np.bincount(held, weights=x[ok], minlength=groups)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = total / count
     squares = np.zeros((len(columns), groups))
     for block in row_blocks(n):
-        key = keys[block]
+        key = keys[block].astype(np.intp)
         used = key >= 0 if fit is None else (key >= 0) & fit[block]
         for j, column in enumerate(data):
             x = column[block]
             ok = used & ~np.isnan(x)
-            deviation = x[ok] - mean[j, key[ok]]
-            squares[j] += np.bincount(key[ok], weights=deviation * deviation, minlength=groups)
+            held = key[ok]
+            deviation = x[ok] - mean[j].take(held)
+            squares[j] += np.bincount(held, weights=deviation * deviation, minlength=groups)
     with np.errstate(invalid="ignore", divide="ignore"):
         std = np.sqrt(squares / count)
     loc = np.where(np.isfinite(mean), mean, 0.0).T
     scale = np.where(np.isfinite(std) & (std > _MIN_SCALE), std, 1.0).T
     present = np.flatnonzero(rows)
-    return {
-        str(ids[g]): {c: [lv, sv] for c, lv, sv in zip(columns, l_row, s_row, strict=True)}
-        for g, l_row, s_row in zip(
-            present.tolist(), loc[present].tolist(), scale[present].tolist(), strict=True
-        )
-    }
+    return np.asarray(ids, dtype=object)[present], loc[present], scale[present]

@@ -36,9 +36,17 @@ class SplitBoundaries:
         values = np.asarray(timestamps)
         if values.dtype.kind != "M":  # validated frames hold datetime64 already: no copy
             values = pd.to_datetime(values).values
-        labels = np.full(len(values), TEST, dtype=np.int8)
-        labels[values <= self.validation_end.to_datetime64()] = VALIDATION
-        labels[values <= self.train_end.to_datetime64()] = TRAIN
+        train_end, validation_end = (
+            t.to_datetime64() for t in (self.train_end, self.validation_end)
+        )
+        labels = np.empty(len(values), dtype=np.int8)
+        for block in row_blocks(len(values)):  # TRAIN 0, VALIDATION 1, TEST 2
+            np.add(
+                values[block] > train_end,
+                values[block] > validation_end,
+                out=labels[block],
+                dtype=np.int8,
+            )
         return labels
 
     def to_json(self) -> dict[str, Any]:

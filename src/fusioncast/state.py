@@ -18,7 +18,7 @@ from fusioncast.contract import DataContract
 from fusioncast.embeddings import SentenceEncoder
 from fusioncast.encoding import CategoryEncoder
 from fusioncast.errors import DataValidationError, ModelStateError
-from fusioncast.frames import last_rows
+from fusioncast.frames import last_rows, row_blocks
 from fusioncast.model import ModelSpec
 from fusioncast.scaling import SCALE_BOUND, SeriesScaler
 from fusioncast.split import TRAIN, SplitBoundaries
@@ -32,6 +32,18 @@ TEXT_ENCODER_VERSION = 1
 #: Written only with ``text_encoder="pretrained"``: the encoder's path and sha256.
 TEXT_ENCODER_FILE = "text_encoder.json"
 STATE_FILES = ("contract.json", "scaler.json", "encoder.json", "tokenizers.json", "spec.json")
+
+
+def _beyond_bound(numeric: np.ndarray) -> np.ndarray:
+    """Rows of ``numeric`` holding a value beyond :data:`SCALE_BOUND` or NaN, in blocks of rows
+    and column by column (no temporary the length of the table)."""
+    hits = []
+    for block in row_blocks(len(numeric)):
+        ok = np.ones(len(numeric[block]), dtype=bool)
+        for j in range(numeric.shape[1]):
+            ok &= np.abs(numeric[block, j]) <= SCALE_BOUND
+        hits.append(block.start + np.flatnonzero(~ok))
+    return np.concatenate(hits) if hits else np.zeros(0, dtype=np.int64)
 
 
 def fit_scaler(
@@ -149,18 +161,18 @@ class ForecastingState:
         Returns a mask over ``arrays.series_ids`` and, when any series breaks the rule, the error
         naming the column(s), the count of offending rows and the first one (value, series, step).
         """
-        beyond = ~(np.abs(arrays.numeric) <= SCALE_BOUND)  # NaN too
-        rows = beyond.any(axis=1)
+        rows = _beyond_bound(arrays.numeric)
         series = np.zeros(len(arrays.series_ids), dtype=bool)
-        if not rows.any():
+        if not len(rows):
             return series, None
         series[arrays.row_series[rows]] = True
+        beyond = ~(np.abs(arrays.numeric[rows]) <= SCALE_BOUND)
         columns = [c for c, hit in zip(self.scaler.columns, beyond.any(axis=0), strict=True) if hit]
-        first = int(np.flatnonzero(rows)[0])
-        column = self.scaler.columns[int(np.flatnonzero(beyond[first])[0])]
+        first = int(rows[0])
+        column = self.scaler.columns[int(np.flatnonzero(beyond[0])[0])]
         series_id = arrays.series_ids[arrays.row_series[first]]
         scaled = float(arrays.numeric[first, self.scaler.columns.index(column)])
-        location, scale = self.scaler.stats[series_id][column]
+        location, scale = self.scaler.statistics(series_id, column)
         stamp = pd.Timestamp(arrays.timestamps[first])
         where = f"{self.contract.timestamp}={stamp.date() if stamp == stamp.normalize() else stamp}"
         if self.contract.series_id is not None:
@@ -170,7 +182,7 @@ class ForecastingState:
         return series, DataValidationError(
             "within_scale",
             ", ".join(columns),
-            int(rows.sum()),
+            len(rows),
             detail=(
                 f"values of {len(names)} series are more than {SCALE_BOUND:g} standard "
                 "deviations of their training steps from their training mean, far outside what "

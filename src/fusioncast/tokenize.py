@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from fusioncast.errors import ModelStateError
-from fusioncast.frames import code_counts, value_codes
+from fusioncast.frames import code_counts, row_blocks, value_codes
 
 TOKENIZER_VERSION = 1
 PAD, OOV, BOS = 0, 1, 2
@@ -86,12 +86,17 @@ class TextTokenizer:
         distinct_ids = np.fromiter(
             (i for ids in encoded for i in ids), dtype=np.int32, count=int(distinct_offsets[-1])
         )
-        lengths = distinct_lengths[codes]
         offsets = np.zeros(len(codes) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        rows = np.flatnonzero(lengths)
+        lengths = offsets[1:]  # each row's count of tokens first, their running sum after
+        texts = []  # the rows with tokens
+        for block in row_blocks(len(codes)):
+            lengths[block] = distinct_lengths.take(codes[block])
+            texts.append(block.start + np.flatnonzero(lengths[block]))
+        rows = np.concatenate(texts) if texts else np.zeros(0, dtype=np.int64)
+        counts = lengths[rows]
+        np.cumsum(lengths, out=lengths)
         # position p of row r's tokens comes from its text's tokens at p - offsets[r]
-        shift = np.repeat(distinct_offsets[codes[rows]] - offsets[rows], lengths[rows])
+        shift = np.repeat(distinct_offsets[codes[rows]] - offsets[rows], counts)
         return distinct_ids[np.arange(offsets[-1]) + shift], offsets
 
     def decode(self, ids: Iterable[int]) -> list[str]:

@@ -20,7 +20,7 @@ from fusioncast.contract import DataContract
 from fusioncast.embeddings import SentenceEncoder, embed_texts
 from fusioncast.encoding import CategoryEncoder
 from fusioncast.errors import ConfigError
-from fusioncast.frames import series_codes, series_offsets
+from fusioncast.frames import row_blocks, series_codes, series_offsets
 from fusioncast.scaling import SeriesScaler
 from fusioncast.split import SplitBoundaries
 from fusioncast.tokenize import BOS, PAD, TextTokenizer
@@ -36,8 +36,15 @@ class TextArrays:
 
     @classmethod
     def from_ids(cls, ids: np.ndarray, offsets: np.ndarray) -> TextArrays:
-        rows = np.repeat(np.arange(len(offsets) - 1, dtype=np.int32), np.diff(offsets))
-        return cls(ids, offsets, rows)
+        n = len(offsets) - 1
+        parts = [  # block by block: no temporary the length of the frame
+            np.repeat(
+                np.arange(b.start, min(b.stop, n), dtype=np.int32),
+                np.diff(offsets[b.start : b.stop + 1]),
+            )
+            for b in row_blocks(n)
+        ]
+        return cls(ids, offsets, np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32))
 
     def content(self) -> tuple[np.ndarray, ...]:
         return self.ids, self.offsets
