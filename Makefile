@@ -29,7 +29,7 @@ forecast: bootstrap
 
 ## The whole test suite.
 test: bootstrap
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=20
 
 lint: bootstrap
 	$(BIN)/ruff check src flows tasks tests benchmarks deployments

@@ -50,7 +50,7 @@ class SeriesScaler:
         columns = [contract.target, *contract.numeric]
         codes, ids = series_codes(frame, contract)
         rows = np.asarray(fit_mask, dtype=bool)
-        return cls(columns, *_stats(frame[columns], codes, ids, rows))
+        return cls(columns, *_stats([_floats(frame[c]) for c in columns], codes, ids, rows))
 
     def statistics(self, series_id: str, column: str) -> tuple[float, float]:
         """``(location, scale)`` of one series' column."""
@@ -125,8 +125,9 @@ class SeriesScaler:
         new = self._index.get_indexer(ids) < 0
         if not new.any():
             return self
-        keys = np.where(new[codes], codes, -1)
-        series, location, scale = _stats(frame[self.columns], keys, ids)
+        rows = np.flatnonzero(new[codes])  # the unseen series' rows only
+        data = [_floats(frame[c])[rows] for c in self.columns]
+        series, location, scale = _stats(data, codes[rows], ids)
         return SeriesScaler(
             self.columns,
             np.concatenate([self.series, series]),
@@ -164,19 +165,18 @@ def _floats(values: pd.Series) -> np.ndarray:
 
 
 def _stats(
-    values: pd.DataFrame, keys: np.ndarray, ids: np.ndarray, fit: np.ndarray | None = None
+    data: list[np.ndarray], keys: np.ndarray, ids: np.ndarray, fit: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Statistics of each series ``ids[k]`` with rows whose key is ``k`` (rows keyed -1, and with
-    ``fit`` the rows where it is false, are left out): the series that have rows, and their
-    location and scale ``[series, columns]``, the mean and population standard deviation of
-    the non-missing values; 0 and 1 where there are none, 1 for a constant column.
+    """Statistics of each series ``ids[k]`` in the columns ``data`` (float64, NaN missing),
+    from the rows whose key is ``k`` (with ``fit``, only the rows where it is true): the series
+    that have rows, and their location and scale ``[series, columns]``, the mean and population
+    standard deviation of the non-missing values; 0 and 1 where there are none, 1 for a
+    constant column.
 
     Two passes (sums, then squared deviations from the mean) of ``bincount`` over blocks of rows:
     linear, and each block's temporaries are small enough to be reused from one to the next.
     """
-    n, groups = len(keys), len(ids)
-    columns = list(values.columns)
-    data = [_floats(values[c]) for c in columns]
+    n, groups, columns = len(keys), len(ids), range(len(data))
     rows = np.zeros(groups)
     count = np.zeros((len(columns), groups))
     total = np.zeros((len(columns), groups))
