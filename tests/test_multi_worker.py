@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -130,15 +131,21 @@ def test_a_killed_process_fails_the_job_with_a_clear_message_and_registers_nothi
 ):
     long = {"epochs": 1000, "patience": 1000, "steps_per_epoch": 4}
     chief, worker = _job(data, tmp_path, tiny_model_settings, long)
-    deadline = time.monotonic() + 300
-    while "epoch 2/1000" not in (tmp_path / "err-0").read_text():  # training, in step
-        assert chief.poll() is None and worker.poll() is None, (tmp_path / "err-0").read_text()
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
-    os.killpg(worker.pid, signal.SIGKILL)
-    killed_at = time.monotonic()
-    code = chief.wait(timeout=PEER_TIMEOUT_S * 4)  # no hang: JAX's heartbeat timeout at most
-    assert time.monotonic() - killed_at < PEER_TIMEOUT_S * 4
+    try:
+        deadline = time.monotonic() + 300
+        while "epoch 2/1000" not in (tmp_path / "err-0").read_text():  # training, in step
+            assert chief.poll() is None and worker.poll() is None, (tmp_path / "err-0").read_text()
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        os.killpg(worker.pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        code = chief.wait(timeout=PEER_TIMEOUT_S * 4)  # no hang: JAX's heartbeat timeout at most
+        assert time.monotonic() - killed_at < PEER_TIMEOUT_S * 4
+    finally:
+        # the aborted chief leaves its temporary Prefect server behind, in its process group
+        for process in (chief, worker):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
     err = (tmp_path / "err-0").read_text()
     assert code != 0
     assert "another process of the job failed or cannot be reached" in err, err[-3000:]
