@@ -278,7 +278,7 @@ def run(argv: list[str] | None = None) -> dict[str, str]:
         from fusioncast.parameters import BacktestParameters
 
         parameters = _retrain_parameters(args, BacktestParameters)
-        with _prefect_server():
+        with _prefect_server(parameters.workspace.root):
             from fusioncast.flows.backtest import backtest
 
         outcome = backtest(parameters)
@@ -288,7 +288,7 @@ def run(argv: list[str] | None = None) -> dict[str, str]:
         from fusioncast.parameters import SelectParameters
 
         parameters = _retrain_parameters(args, SelectParameters)  # checked before Prefect loads
-        with _prefect_server():
+        with _prefect_server(parameters.workspace.root):
             from fusioncast.flows.selection import select
 
         outcome = select(parameters)
@@ -304,13 +304,13 @@ def run(argv: list[str] | None = None) -> dict[str, str]:
             from fusioncast.demo import write_demo_dataset
 
             print(f"demo dataset written to {write_demo_dataset(parameters.data_path)}")
-        with _prefect_server():
+        with _prefect_server(parameters.workspace.root):
             from fusioncast.flows.retrain import retrain
 
         outcome = retrain(parameters)
     else:
         parameters = _forecast_parameters(args)
-        with _prefect_server():
+        with _prefect_server(parameters.workspace.root):
             from fusioncast.flows.forecast import forecast_flow
 
         outcome = forecast_flow(parameters)
@@ -328,39 +328,40 @@ def run(argv: list[str] | None = None) -> dict[str, str]:
 
 
 @contextmanager
-def _prefect_server() -> Iterator[None]:
-    """While the body imports the flow's modules: start Prefect's temporary server when no
-    ``PREFECT_API_URL`` names a server, or check that the named server answers and accepts this
-    client's credentials (``PREFECT_API_AUTH_STRING``), so that a wrong setting is one clear error
-    before any work.
+def _prefect_server(workspace: str) -> Iterator[None]:
+    """While the body imports the flow's modules: check that the ``workspace``'s object store
+    answers (one request), then check that the server ``PREFECT_API_URL`` names answers and
+    accepts this client's credentials (``PREFECT_API_AUTH_STRING``), or, when none is named,
+    start Prefect's temporary server. A wrong endpoint, bucket, credentials or server setting is
+    one clear error before any import or work.
 
     The run would start the temporary server on its first call to the API, after those imports;
     starting it here overlaps its seconds of start-up with theirs. A failed start is left to the
     run, which starts it again and reports the error.
     """
+    from fusioncast.storage import check_reachable
+
+    check_reachable(workspace)
     from prefect.server.api.server import SubprocessASGIServer
     from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
 
-    refused: list[ConfigError] = []
     if PREFECT_API_URL.value():
-        background = threading.Thread(target=_check_server, args=(PREFECT_API_URL.value(), refused))
-    elif PREFECT_SERVER_EPHEMERAL_ENABLED.value():
-        background = threading.Thread(target=_start_quietly, args=(SubprocessASGIServer(),))
-    else:
-        background = None
-    if background is not None:
-        background.start()
+        _check_server(PREFECT_API_URL.value())
+        yield
+        return
+    if not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
+        yield
+        return
+    background = threading.Thread(target=_start_quietly, args=(SubprocessASGIServer(),))
+    background.start()
     try:
         yield
     finally:
-        if background is not None:
-            background.join()
-    if refused:
-        raise refused[0]
+        background.join()
 
 
-def _check_server(url: str, refused: list[ConfigError]) -> None:
-    """Append the reason the Prefect server at ``url`` cannot be used, if it cannot."""
+def _check_server(url: str) -> None:
+    """Raise ``ConfigError`` naming why the Prefect server at ``url`` cannot be used."""
     import httpx
     from prefect.client.orchestration import get_client
 
@@ -375,16 +376,14 @@ def _check_server(url: str, refused: list[ConfigError]) -> None:
             if status == 401
             else "answered an error"
         )
-        refused.append(
-            ConfigError(f"the Prefect server at {url} (PREFECT_API_URL) {why} (HTTP {status})")
-        )
+        raise ConfigError(
+            f"the Prefect server at {url} (PREFECT_API_URL) {why} (HTTP {status})"
+        ) from None
     except httpx.HTTPError as error:
-        refused.append(
-            ConfigError(
-                f"cannot reach the Prefect server at {url} (PREFECT_API_URL): "
-                f"{type(error).__name__}: {error}"
-            )
-        )
+        raise ConfigError(
+            f"cannot reach the Prefect server at {url} (PREFECT_API_URL): "
+            f"{type(error).__name__}: {error}"
+        ) from None
 
 
 def _start_quietly(server) -> None:

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from uuid import UUID
 
@@ -88,35 +87,14 @@ def test_backtest_runs_its_folds_concurrently_into_one_metrics_table(on_processe
     assert max(r.start_time for r in folds) < min(r.end_time for r in folds)
 
 
-@pytest.fixture(scope="module")
-def dask_cluster(tmp_path_factory) -> Iterator[DaskCluster]:
-    with dask_cluster_in(tmp_path_factory.mktemp("dask")) as cluster:
-        yield cluster
-
-
-@pytest.mark.slow
-def test_folds_run_on_two_dask_workers_into_the_same_table(
-    on_processes, dask_cluster, backtest_data, tiny_model_settings
-):
-    """The same flow on a Dask cluster: one fold per worker, the same metrics to the last bit
-    (each fold seeds its own training; nothing in it depends on where it runs)."""
-    from fusioncast.flows.backtest import backtest
-
-    address = dask_cluster.address
-    parameters = _parameters(backtest_data, tiny_model_settings, kind="dask", address=address)
-    outcome = backtest(parameters)
-    assert sorted(folds_run_by_each(dask_cluster)) == [["backtest-fold-0"], ["backtest-fold-1"]]
-    pd.testing.assert_frame_equal(
-        pd.read_parquet(outcome["metrics_path"]), pd.read_parquet(on_processes["metrics_path"])
-    )
-
-
 @pytest.mark.slow
 def test_a_dask_worker_killed_during_a_fold_leaves_its_fold_to_the_other(
     on_processes, backtest_data, tiny_model_settings, tmp_path
 ):
-    """SIGKILL to a worker (its nanny and its process) while it trains a fold: Dask runs the
-    fold again on the other worker, and the run's table is the unkilled run's."""
+    """The flow on a Dask cluster, and SIGKILL to a worker (its nanny and its process) while it
+    trains a fold: Dask runs the fold again on the other worker, and the run's table is the
+    process pool's to the last bit (each fold seeds its own training; nothing in it depends on
+    where it runs). One fold on each worker: tests/test_object_storage.py."""
     from distributed import Client
 
     from fusioncast.flows.backtest import backtest

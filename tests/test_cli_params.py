@@ -90,16 +90,19 @@ def test_a_flag_that_contradicts_the_params_file_is_refused(
 
 @pytest.mark.slow
 @pytest.mark.parametrize("agree", [True, False])
-def test_the_params_file_is_used_where_no_flag_contradicts_it(agree, tmp_path):
+def test_the_params_file_is_used_where_no_flag_contradicts_it(agree, tmp_path, prefect_server):
     """The forecast command reads the file's workspace when ``--workdir`` is left out or agrees;
-    the error names the workspace it looked in. (A real process: it runs the flow.)"""
+    the error names the workspace it looked in. (A real process: it runs the flow, on the
+    session's Prefect server.)"""
+    from prefect.settings import PREFECT_API_URL
+
     data = write_demo_dataset(tmp_path / "data.parquet", n_stores=1, n_categories=1, n_days=30)
     from_file = tmp_path / "from-file"
     params = tmp_path / "params.json"
     params.write_text(json.dumps({"workspace": {"root": str(from_file)}, "data_path": str(data)}))
     flags = ["--workdir", str(from_file)] if agree else []
     env = dict(os.environ, PREFECT_HOME=str(tmp_path / "prefect"))
-    env.pop("PREFECT_API_URL", None)
+    env["PREFECT_API_URL"] = PREFECT_API_URL.value()
     done = subprocess.run(
         [sys.executable, "-m", "fusioncast.flows.cli", "forecast", *flags, "--params", str(params)],
         capture_output=True,

@@ -28,14 +28,16 @@ from fusioncast.split import split_by_time
 from fusioncast.state import prepare
 from fusioncast.storage import read_json
 
-pytestmark = pytest.mark.slow
+# the commands report to the session's Prefect server, as a deployment's runs report to theirs
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
 TRAINING = {"epochs": 2, "batch_size": 64, "steps_per_epoch": 4}
 
 
 def _fusioncast(*args: str, home: Path, **popen) -> subprocess.Popen:
-    env = dict(os.environ, PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false")
-    env.pop("PREFECT_API_URL", None)
+    from prefect.settings import PREFECT_API_URL
+
+    env = dict(os.environ, PREFECT_HOME=str(home), PREFECT_API_URL=PREFECT_API_URL.value())
     return subprocess.Popen(
         [sys.executable, "-m", "fusioncast.flows.cli", *args],
         env=env,
@@ -181,7 +183,7 @@ def test_a_killed_retrain_rerun_with_another_model_size_starts_fresh(
         args = ["--data", str(data), "--workdir", str(workdir), "--params", str(params)]
         return _fusioncast("retrain", *args, home=tmp_path / f"home-{name}", **popen)
 
-    # Its own session: the kill takes its temporary Prefect server down with it, as a job's does.
+    # Its own session: the kill takes the command and whatever it started.
     killed = retrain(
         "killed",
         tiny_model_settings,

@@ -24,9 +24,13 @@ from fusioncast.distribution import PEER_TIMEOUT_S
 from fusioncast.registry import ModelRegistry
 
 pytest.importorskip("jax")
-pytestmark = pytest.mark.slow
+# every process reports to the session's Prefect server (PREFECT_API_URL), as a job's processes
+# report to the deployment's
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
 PROMOTION = {"require_beating_last_value": False, "best_baseline_margin": None}
+#: the epochs of the killed job: enough that the kill lands before the last
+EPOCHS = 12
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +48,10 @@ def _free_port() -> int:
 def _retrain(
     data: Path, tmp_path: Path, name: str, model: dict, training: dict, **env: str
 ) -> subprocess.Popen:
-    """``fusioncast retrain`` on JAX with its own Prefect home, its output in files
-    (``out-<name>``, ``err-<name>``)."""
+    """``fusioncast retrain`` on JAX with its own Prefect home, on the session's Prefect server,
+    its output in files (``out-<name>``, ``err-<name>``)."""
+    from prefect.settings import PREFECT_API_URL
+
     params = tmp_path / f"params-{name}.json"
     training = {**training, "batch_size": 32}
     params.write_text(json.dumps({"model": model, "training": training, "promotion": PROMOTION}))
@@ -53,12 +59,12 @@ def _retrain(
         os.environ,
         PREFECT_HOME=str(tmp_path / f"home-{name}"),
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_API_URL=PREFECT_API_URL.value(),
         KERAS_BACKEND="jax",
         JAX_PLATFORMS="cpu",
         TF_CPP_MIN_LOG_LEVEL="3",
         **env,
     )
-    environment.pop("PREFECT_API_URL", None)
     workdir = tmp_path / ("out" if name in ("0", "1") else f"workspace-{name}")
     args = ["--data", str(data), "--workdir", str(workdir), "--params", str(params)]
     return subprocess.Popen(
@@ -66,7 +72,7 @@ def _retrain(
         env=environment,
         stdout=(tmp_path / f"out-{name}").open("w"),
         stderr=(tmp_path / f"err-{name}").open("w"),
-        start_new_session=True,  # a kill takes the process's temporary server with it
+        start_new_session=True,  # a kill takes the whole process group
     )
 
 
@@ -126,23 +132,25 @@ def test_a_job_of_two_processes_trains_one_model_and_registers_it_once(
     assert forecasts[F.RUN_ID].nunique() == 1 and set(forecasts[F.MODEL_VERSION]) == {version}
 
 
-def test_a_killed_process_fails_the_job_with_a_clear_message_and_registers_nothing(
+def test_a_killed_process_fails_the_job_and_the_job_started_again_resumes_as_one(
     data, tmp_path, tiny_model_settings
 ):
-    long = {"epochs": 1000, "patience": 1000, "steps_per_epoch": 4}
-    chief, worker = _job(data, tmp_path, tiny_model_settings, long)
+    """The kill: a clear message, no hang, nothing registered. Started again with the same
+    settings, every process resumes from process 0's backup and the job registers one model."""
+    settings = {"epochs": EPOCHS, "patience": EPOCHS, "steps_per_epoch": 4}
+    chief, worker = _job(data, tmp_path, tiny_model_settings, settings)
     try:
         deadline = time.monotonic() + 300
-        while "epoch 2/1000" not in (tmp_path / "err-0").read_text():  # training, in step
+        while f"epoch 2/{EPOCHS}" not in (tmp_path / "err-0").read_text():  # training, in step
             assert chief.poll() is None and worker.poll() is None, (tmp_path / "err-0").read_text()
             assert time.monotonic() < deadline
-            time.sleep(0.2)
+            time.sleep(0.1)
         os.killpg(worker.pid, signal.SIGKILL)
         killed_at = time.monotonic()
         code = chief.wait(timeout=PEER_TIMEOUT_S * 4)  # no hang: JAX's heartbeat timeout at most
         assert time.monotonic() - killed_at < PEER_TIMEOUT_S * 4
     finally:
-        # the aborted chief leaves its temporary Prefect server behind, in its process group
+        # the aborted chief and whatever it started, whatever the assertions said
         for process in (chief, worker):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
@@ -155,3 +163,25 @@ def test_a_killed_process_fails_the_job_with_a_clear_message_and_registers_nothi
     assert not (tmp_path / "out" / "forecasts").exists() or not list(
         (tmp_path / "out" / "forecasts").rglob("*.parquet")
     )
+    done = max(int(n) for n in re.findall(rf"epoch (\d+)/{EPOCHS}", err))
+    assert done < EPOCHS, "the job ended before the kill: raise EPOCHS"
+
+    again = _job(data, tmp_path, tiny_model_settings, settings)
+    codes = [p.wait(timeout=600) for p in again]
+    chief_err, worker_err = ((tmp_path / f"err-{i}").read_text() for i in range(2))
+    assert codes == [0, 0], [chief_err[-3000:], worker_err[-3000:]]
+    [resumed] = re.findall(
+        r"training resumed from epoch (\d+) of a killed run \(backup ", chief_err
+    )
+    assert 1 <= int(resumed) <= done
+    said = f"training resumed from epoch {resumed} of a killed run (process 0's backup)"
+    assert said in worker_err, worker_err[-3000:]
+    # both processes ran the remaining epochs, in step, with the same losses
+    for log in (chief_err, worker_err):
+        epochs = [int(n) for n in re.findall(rf"epoch (\d+)/{EPOCHS}", log)]
+        assert epochs == list(range(int(resumed) + 1, EPOCHS + 1))
+    assert _epochs(chief_err) == _epochs(worker_err)
+    [version] = ModelRegistry(models).versions()
+    training = json.loads((models / version / "training.json").read_text())
+    assert training["start"].startswith(f"resumed from epoch {resumed} of a killed run (backup ")
+    assert not [p for p in (tmp_path / "out" / "checkpoints").iterdir() if p.is_dir()]

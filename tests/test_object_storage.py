@@ -236,6 +236,8 @@ def test_bad_object_store_settings_end_in_one_line_and_write_nothing(s3, runs):
             assert line.startswith("fusioncast: "), f"{case}: {result.stderr[-3000:]}"
             assert expected in line, f"{case}: {line}"
             assert "Traceback" not in result.stderr, f"{case}: {result.stderr[-3000:]}"
+            # refused before Prefect starts: the user waits for one request, not a server
+            assert "temporary server" not in result.stderr, f"{case}: {result.stderr[-3000:]}"
     finally:
         denied.stop()
     assert _objects(s3) == before

@@ -12,9 +12,10 @@
   variables ``KERAS_DISTRIBUTION_JOB_ADDRESSES`` (the coordinator first, ``host:port``),
   ``KERAS_DISTRIBUTION_NUM_PROCESSES`` and ``KERAS_DISTRIBUTION_PROCESS_ID`` (unset: JAX's own
   detection of SLURM, Open MPI or Kubernetes). Each process gathers only its own share of
-  every batch (:func:`share`); process 0 alone writes (:func:`writes`). A process that dies
-  fails the others at their next exchange, and JAX ends them after :data:`PEER_TIMEOUT_S`
-  without its heartbeat.
+  every batch (:func:`share`); process 0 alone writes (:func:`writes`), the epoch backups
+  included, and a job started again after a kill resumes from process 0's backup on every
+  process (:func:`same_files`). A process that dies fails the others at their next exchange,
+  and JAX ends them after :data:`PEER_TIMEOUT_S` without its heartbeat.
 
 The global batch is ``training.batch_size`` (the windows of one step), split across the devices
 by the framework: the model, loss, sampler and callbacks are the same code as on one device, and
@@ -24,8 +25,10 @@ so is what a run writes (one model).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import keras
 
@@ -122,6 +125,47 @@ def writes(distribution: Distribution) -> bool:
     """Whether this process writes what the run makes (the model, its registry version, the
     forecasts): every process but the workers of a ``multi_worker`` job other than process 0."""
     return share(distribution)[0] == 0
+
+
+def same_files(directory: Path) -> None:
+    """``multi_worker``: give ``directory`` on every other process the files it holds on process
+    0 (its epoch backup), by broadcast; every process calls this at the same point of the fit.
+
+    Restoring a backup, and saving one, are steps the processes take together: placing a value on
+    the job's devices (Keras does it for the weights it loads, and for a variable it makes while
+    saving) is checked across them. So every process restores process 0's backup, and saves each
+    epoch's (the others into scratch folders)."""
+    import numpy as np
+    from jax.experimental import multihost_utils
+
+    directory = Path(directory)
+    first = share("multi_worker")[0] == 0
+    header, content = b"", b""  # the others send nothing
+    if first:
+        files = {p.name: p.read_bytes() for p in sorted(directory.iterdir()) if p.is_file()}
+        header = json.dumps({name: len(data) for name, data in files.items()}).encode()
+        content = b"".join(files.values())
+    size = multihost_utils.broadcast_one_to_all(np.asarray(len(header), np.int32))
+    sizes = json.loads(_broadcast_bytes(header, int(size)))
+    content = _broadcast_bytes(content, sum(sizes.values()))
+    if first:
+        return
+    start = 0
+    for name, length in sizes.items():
+        (directory / name).write_bytes(content[start : start + length])
+        start += length
+
+
+def _broadcast_bytes(data: bytes, size: int) -> bytes:
+    """Process 0's ``data`` (``size`` bytes, which every process knows; the others pass b"")
+    on every process."""
+    import numpy as np
+    from jax.experimental import multihost_utils
+
+    if size == 0:
+        return b""
+    mine = np.frombuffer(data, np.uint8) if data else np.zeros(size, np.uint8)
+    return np.asarray(multihost_utils.broadcast_one_to_all(mine), np.uint8).tobytes()
 
 
 def split_cpu(count: int) -> None:

@@ -103,6 +103,18 @@ def failures_name(
         raise WorkspaceError(action, path, _remote_cause(error)) from error
 
 
+def check_reachable(root: str | Path) -> None:
+    """Raise :class:`WorkspaceError` when the object store of the workspace ``root`` cannot be
+    used (an endpoint that does not answer, a bucket that does not exist, credentials refused):
+    one request, so that a run fails before its work. A local root, or a prefix that does not
+    exist yet, passes."""
+    path = location(root)
+    if not is_remote(path):
+        return
+    with contextlib.suppress(FileNotFoundError), failures_name(path, "read", missing_passes=True):
+        path.fs.info(path.path)
+
+
 def _is_client_error(error: Exception) -> bool:
     """An error of an object store's client library (botocore, aiohttp, google-auth...)."""
     module = type(error).__module__.split(".")[0]

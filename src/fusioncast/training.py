@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import contextlib
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,7 +123,8 @@ def train_model(
         backup_dir: where epoch-end backups go (:mod:`fusioncast.backups`). A killed run
             started again with the same data and settings resumes after its last completed
             epoch; any other run starts fresh and removes the backups no live run holds. A
-            finished fit removes its own.
+            finished fit removes its own. ``multi_worker``: process 0 keeps the backups, and
+            every process restores process 0's (:func:`fusioncast.distribution.same_files`).
         shuffle_text: train on text shuffled across windows (the control for the text's value).
         on_epoch: called after every epoch with its number and logs.
     """
@@ -156,17 +158,18 @@ def train_model(
             share=distribution.share(training.distribution),
         )
 
-    backup, removed = None, []
-    # multi_worker: no backups (every process would have to resume from the same epoch)
-    if backup_dir is not None and training.distribution != "multi_worker":
-        identity = fit_identity(arrays, spec, training, shuffle_text=shuffle_text)
-        name = backup_name(identity)
-        removed = remove_stale_backups(backup_dir, keep={name})
-        removed = [p for p in removed if not p.name.startswith(name)]  # not a twin run's one-off
-        backup = (Path(backup_dir) / name, identity)
     keras.utils.set_random_seed(training.seed)
     # the model's variables live on the devices of the scope; the fit splits each batch there
     with distribution.scope(training.distribution) as replicas:
+        backup, removed = None, []
+        if backup_dir is not None and distribution.writes(training.distribution):
+            identity = fit_identity(arrays, spec, training, shuffle_text=shuffle_text)
+            name = backup_name(identity)
+            removed = remove_stale_backups(backup_dir, keep={name})
+            removed = [p for p in removed if not p.name.startswith(name)]  # not a twin's one-off
+            backup = (Path(backup_dir) / name, identity)
+        elif backup_dir is not None:  # multi_worker: a copy of process 0's, in a scratch folder
+            backup = (None, {})
         model = compile_model(
             build_model(spec, training.seed),
             cfg,
@@ -228,7 +231,7 @@ def _fit(
     training: TrainingConfig,
     *,
     keep_initial: bool,
-    backup: tuple[Path, dict[str, Any]] | None,
+    backup: tuple[Path | None, dict[str, Any]] | None,
     on_epoch: Callable[[int, dict[str, float]], None] | None,
     verbose: int,
 ) -> tuple[dict[str, list[float]], int, int, str]:
@@ -253,11 +256,17 @@ def _fit(
         initial = (float(model.evaluate(validation_data, verbose=0)), model.get_weights())
     with contextlib.ExitStack() as stack:
         restore, resumed, start = None, 0, ""
-        if backup is not None:
+        if backup is not None and backup[0] is None:
+            scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="fusioncast-fit-"))
+            restore = ResumableBackup(Path(scratch))
+        elif backup is not None:
             claimed = stack.enter_context(claim_backup(*backup))
             restore = ResumableBackup(claimed.path)
-            callbacks.append(restore)
             start = claimed.note
+        if restore is not None:
+            if training.distribution == "multi_worker":  # every process resumes process 0's
+                distribution.same_files(restore.backup_dir)
+            callbacks.append(restore)
         if on_epoch is not None:  # after the backup: a reported epoch is a saved one
             callbacks.append(EpochReporter(on_epoch))
         fitted = model.fit(
@@ -275,7 +284,8 @@ def _fit(
         start = restore.unloadable
     elif restore is not None and restore.resumed_epoch:
         resumed = restore.resumed_epoch
-        start = f"resumed from epoch {resumed} of a killed run (backup {restore.backup_dir})"
+        where = f"backup {restore.backup_dir}" if backup[0] else "process 0's backup"
+        start = f"resumed from epoch {resumed} of a killed run ({where})"
     history = {k: [float(v) for v in values] for k, values in fitted.history.items()}
     val_loss = history.get("val_loss", [])
     best = resumed + int(np.argmin(val_loss)) + 1 if val_loss else resumed
