@@ -278,7 +278,7 @@ def run(argv: list[str] | None = None) -> dict[str, str]:
         from fusioncast.parameters import BacktestParameters
 
         parameters = _retrain_parameters(args, BacktestParameters)
-        with _prefect_server(parameters.workspace.root):
+        with _prefect_server(parameters):
             from fusioncast.flows.backtest import backtest
 
         outcome = backtest(parameters)
@@ -288,7 +288,7 @@ def run(argv: list[str] | None = None) -> dict[str, str]:
         from fusioncast.parameters import SelectParameters
 
         parameters = _retrain_parameters(args, SelectParameters)  # checked before Prefect loads
-        with _prefect_server(parameters.workspace.root):
+        with _prefect_server(parameters):
             from fusioncast.flows.selection import select
 
         outcome = select(parameters)
@@ -304,13 +304,13 @@ def run(argv: list[str] | None = None) -> dict[str, str]:
             from fusioncast.demo import write_demo_dataset
 
             print(f"demo dataset written to {write_demo_dataset(parameters.data_path)}")
-        with _prefect_server(parameters.workspace.root):
+        with _prefect_server(parameters):
             from fusioncast.flows.retrain import retrain
 
         outcome = retrain(parameters)
     else:
         parameters = _forecast_parameters(args)
-        with _prefect_server(parameters.workspace.root):
+        with _prefect_server(parameters):
             from fusioncast.flows.forecast import forecast_flow
 
         outcome = forecast_flow(parameters)
@@ -328,12 +328,13 @@ def run(argv: list[str] | None = None) -> dict[str, str]:
 
 
 @contextmanager
-def _prefect_server(workspace: str) -> Iterator[None]:
-    """While the body imports the flow's modules: check that the ``workspace``'s object store
-    answers (one request), then check that the server ``PREFECT_API_URL`` names answers and
-    accepts this client's credentials (``PREFECT_API_AUTH_STRING``), or, when none is named,
-    start Prefect's temporary server. A wrong endpoint, bucket, credentials or server setting is
-    one clear error before any import or work.
+def _prefect_server(parameters) -> Iterator[None]:
+    """While the body imports the flow's modules: check that the run's workspace (its object
+    store: one request) and its Dask scheduler, if it names one, answer; then check that the
+    server ``PREFECT_API_URL`` names answers and accepts this client's credentials
+    (``PREFECT_API_AUTH_STRING``), or, when none is named, start Prefect's temporary server. A
+    wrong endpoint, bucket, credentials, scheduler or server is one clear error before any
+    import or work.
 
     The run would start the temporary server on its first call to the API, after those imports;
     starting it here overlaps its seconds of start-up with theirs. A failed start is left to the
@@ -341,7 +342,11 @@ def _prefect_server(workspace: str) -> Iterator[None]:
     """
     from fusioncast.storage import check_reachable
 
-    check_reachable(workspace)
+    check_reachable(parameters.workspace.root)
+    if hasattr(parameters, "task_runner"):
+        from fusioncast.flows.runners import check_reachable as check_runner
+
+        check_runner(parameters.task_runner)
     from prefect.server.api.server import SubprocessASGIServer
     from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
 

@@ -181,3 +181,22 @@ def test_an_unreachable_dask_scheduler_fails_the_run_with_its_address(
         f"fusioncast: error: task_runner dask: cannot reach the Dask scheduler at {address}"
     ), errors
     assert not (tmp_path / "out").exists()  # stopped before the data was read
+    assert "temporary server" not in done.stderr  # and before Prefect started
+
+
+def test_a_flow_started_without_the_command_line_names_the_unreachable_scheduler():
+    """A deployment's run checks the scheduler itself, when it starts its task runner."""
+    import re
+
+    import dask
+
+    from fusioncast.flows.runners import started
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{closed.getsockname()[1]}"
+    runner = TaskRunnerConfig(kind="dask", address=address)
+    expected = re.escape(f"task_runner dask: cannot reach the Dask scheduler at {address}")
+    short = dask.config.set({"distributed.comm.timeouts.connect": "2s"})
+    with short, pytest.raises(ConfigError, match=expected), started(runner):
+        pytest.fail("the runner started")
