@@ -344,9 +344,9 @@ def _prefect_server(parameters) -> Iterator[None]:
 
     check_reachable(parameters.workspace.root)
     if hasattr(parameters, "task_runner"):
-        from fusioncast.flows.runners import check_reachable as check_runner
+        from fusioncast.clusters import check_scheduler  # Prefect-free: its start stays quiet
 
-        check_runner(parameters.task_runner)
+        check_scheduler(parameters.task_runner)
     from prefect.server.api.server import SubprocessASGIServer
     from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
 

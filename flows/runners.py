@@ -14,8 +14,8 @@ from prefect import Task
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner
 from prefect.utilities.callables import get_call_parameters
 
+from fusioncast.clusters import unreachable
 from fusioncast.config import TaskRunnerConfig
-from fusioncast.errors import ConfigError
 
 R = TypeVar("R")
 
@@ -47,35 +47,8 @@ def started(config: TaskRunnerConfig) -> Iterator[TaskRunner]:
             if config.kind != "process":
                 runner.client  # noqa: B018  (connects, or starts the cluster, now)
         except (OSError, TimeoutError) as error:
-            raise _unreachable(config, error) from None
+            raise unreachable(config, error) from None
         yield runner
-
-
-def check_reachable(config: TaskRunnerConfig) -> None:
-    """Raise the ``ConfigError`` of :func:`started` when the Dask scheduler ``config`` names
-    cannot be reached: one connection, opened and closed, before a run starts (the command
-    line's check). Other runners pass."""
-    if config.kind != "dask":
-        return
-    import asyncio
-
-    import dask
-    from distributed.comm import connect
-
-    async def probe() -> None:
-        timeout = dask.config.get("distributed.comm.timeouts.connect")
-        comm = await connect(config.address, timeout=timeout)
-        await comm.close()
-
-    try:
-        asyncio.run(probe())
-    except (OSError, TimeoutError) as error:
-        raise _unreachable(config, error) from None
-
-
-def _unreachable(config: TaskRunnerConfig, error: Exception) -> ConfigError:
-    where = f"the Dask scheduler at {config.address}" if config.address else "Dask"
-    return ConfigError(f"task_runner {config.kind}: cannot reach {where}: {error}")
 
 
 def _runner(config: TaskRunnerConfig) -> TaskRunner:
