@@ -241,24 +241,32 @@ def errors(predicted: np.ndarray, actual: np.ndarray) -> dict[str, float]:
     return {"mse": float(np.mean(diff**2)), "mae": float(np.mean(np.abs(diff)))}
 
 
+def peer_forecasts(case: Case, origins: np.ndarray) -> dict[str, np.ndarray]:
+    """The statistical peers' forecasts at ``origins``, each refitted as :data:`REFIT_EVERY`
+    says."""
+    forecasts = {}
+    for name, every in REFIT_EVERY.items():
+        forecasts.update(
+            statistical_forecasts(
+                case.arrays,
+                case.state.scaler,
+                origins,
+                case.horizon,
+                season=SEASONS[case.frequency],
+                models=(name,),
+                refit_every=every or len(origins) + 1,
+            )
+        )
+    return forecasts
+
+
 def run_baselines(case: Case, splits: tuple[int, ...]) -> list[dict[str, Any]]:
     rows = []
     for split in splits:
         origins = case.origins[split]
         actual = gather_targets(case.arrays, origins, case.horizon)
         forecasts = baseline_forecasts(case.arrays, origins, case.model.lookback, case.horizon)
-        for name, every in REFIT_EVERY.items():
-            forecasts.update(
-                statistical_forecasts(
-                    case.arrays,
-                    case.state.scaler,
-                    origins,
-                    case.horizon,
-                    season=SEASONS[case.frequency],
-                    models=(name,),
-                    refit_every=every or len(origins) + 1,
-                )
-            )
+        forecasts.update(peer_forecasts(case, origins))
         for name, label in BASELINES.items():
             rows.append({"model": label, "split": split, **errors(forecasts[name], actual)})
     return rows

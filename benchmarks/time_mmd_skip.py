@@ -11,8 +11,12 @@ By default the scoring is nested, as ``time_mmd.py --nested``: the test steps ar
 the validation steps are scored, with the rules choosing on steps cut from the end of the
 training split. ``--test`` scores the test split (reporting only: never choose on it).
 
+``--statistical`` adds statsforecast's peers (AutoETS, AutoTheta, AutoARIMA, fitted on the whole
+history up to each origin and refitted as ``time_mmd.py`` does) to the baselines, to the best
+one the ratios are taken to, and to the rules: the peers alone, and combined with the skip.
+
     python benchmarks/time_mmd_skip.py [--data ../shared/data/time-mmd] [--domains A B ...]
-        [--test]
+        [--test] [--statistical]
 """
 
 from __future__ import annotations
@@ -28,11 +32,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from time_mmd import BASELINES, DEFAULT_DATA, SETTINGS, Case, prepare  # noqa: E402
+from time_mmd import (  # noqa: E402
+    BASELINES,
+    DEFAULT_DATA,
+    SETTINGS,
+    Case,
+    peer_forecasts,
+    prepare,
+)
 
 from fusioncast.baselines import baseline_forecasts, lookback_target  # noqa: E402
 from fusioncast.layers import LinearSkip  # noqa: E402
 from fusioncast.split import TEST, VALIDATION  # noqa: E402
+from fusioncast.statistical import AUTO_ARIMA, AUTO_ETS, AUTO_THETA  # noqa: E402
 from fusioncast.timemmd import convert_domain, list_domains  # noqa: E402
 from fusioncast.training import fit_linear_skip  # noqa: E402
 from fusioncast.windows import gather_targets  # noqa: E402
@@ -87,6 +99,30 @@ RULES: dict[str, tuple[bool, Rule]] = {
     "mean of three": (False, equal_mean),
 }
 SKIP = "fusioncast skip"  # the benchmark's own setting, through fit_linear_skip
+PEERS = (AUTO_ETS, AUTO_THETA, AUTO_ARIMA)
+
+
+def _mean_of(*names: str) -> Rule:
+    return lambda fv, yv: lambda f: sum(f[n] for n in names) / len(names)
+
+
+def inverse_mse(fv: Forecasts, yv: np.ndarray):
+    """The skip and the peers weighted by the inverse of their validation MSE."""
+    names = (SKIP, *PEERS)
+    weights = np.array([1 / _mse(fv[n], yv) for n in names])
+    weights /= weights.sum()
+    return lambda f: sum(w * f[n] for w, n in zip(weights, names, strict=True))
+
+
+#: ``--statistical``: rules over the skip and the peers (the skip is one of the forecasts, and
+#: "best baseline on validation" then picks among the peers and the skip too).
+STATISTICAL_RULES: dict[str, tuple[bool, Rule]] = {
+    "mean of ETS and Theta": (False, _mean_of(AUTO_ETS, AUTO_THETA)),
+    "mean of the peers": (False, _mean_of(*PEERS)),
+    "skip, ETS and Theta": (False, _mean_of(SKIP, AUTO_ETS, AUTO_THETA)),
+    "skip and the peers": (False, _mean_of(SKIP, *PEERS)),
+    "inverse-MSE weights": (False, inverse_mse),
+}
 
 
 def skip_forecasts(case: Case, origins: np.ndarray) -> np.ndarray:
@@ -101,7 +137,7 @@ def skip_forecasts(case: Case, origins: np.ndarray) -> np.ndarray:
     return last + change[:, :, 0]
 
 
-def score_case(case: Case, scored: int) -> dict[str, float]:
+def score_case(case: Case, scored: int, *, statistical: bool = False) -> dict[str, float]:
     """Every rule's MSE on the ``scored`` split over the best baseline's there."""
     a, lookback, horizon = case.arrays, case.model.lookback, case.horizon
     validation = case.origins[VALIDATION]
@@ -110,14 +146,24 @@ def score_case(case: Case, scored: int) -> dict[str, float]:
     actual = gather_targets(a, origins, horizon).astype(np.float64)
     fv = baseline_forecasts(a, validation, lookback, horizon)
     fs = baseline_forecasts(a, origins, lookback, horizon)
+    if statistical:
+        fv.update(peer_forecasts(case, validation))
+        fs.update(peer_forecasts(case, origins))
     best = min(float(_mse(f, actual)) for f in fs.values())
-    ratios = {SKIP: float(_mse(skip_forecasts(case, origins), actual)) / best}
-    for name, (_, rule) in RULES.items():
+    skip = skip_forecasts(case, origins)
+    ratios = {SKIP: float(_mse(skip, actual)) / best}
+    rules = RULES
+    if statistical:
+        fv[SKIP], fs[SKIP] = skip_forecasts(case, validation), skip
+        rules = {**RULES, **STATISTICAL_RULES}
+    for name, (_, rule) in rules.items():
         ratios[name] = float(_mse(rule(fv, yv)(fs), actual)) / best
     return ratios
 
 
-def run(data: Path, domains: list[str] | None, *, test: bool = False) -> pd.DataFrame:
+def run(
+    data: Path, domains: list[str] | None, *, test: bool = False, statistical: bool = False
+) -> pd.DataFrame:
     rows = {}
     with tempfile.TemporaryDirectory(prefix="fusioncast-skip-") as tmp:
         for name in domains or list_domains(data):
@@ -125,7 +171,8 @@ def run(data: Path, domains: list[str] | None, *, test: bool = False) -> pd.Data
             for horizon in domain.protocol.horizons:
                 settings = SETTINGS[domain.frequency]
                 case = prepare(domain, horizon, settings, Path(tmp), nested=not test)
-                rows[(name, horizon)] = score_case(case, TEST)
+                rows[(name, horizon)] = score_case(case, TEST, statistical=statistical)
+                print(name, horizon, {k: round(v, 3) for k, v in rows[(name, horizon)].items()})
     table = pd.DataFrame(rows).T
     table.index.names = ["domain", "h"]
     return table
@@ -150,12 +197,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--domains", nargs="*", default=None)
     parser.add_argument("--test", action="store_true", help="score the test split (report only)")
+    parser.add_argument("--statistical", action="store_true", help="the peers too (slow)")
     args = parser.parse_args(argv)
     if not list_domains(args.data):
         raise SystemExit(f"no Time-MMD domain under {args.data} (numerical/<D>/<D>.csv)")
-    table = run(args.data, args.domains, test=args.test)
+    table = run(args.data, args.domains, test=args.test, statistical=args.statistical)
     scored = "test split" if args.test else "validation steps, nested"
-    print(f"Skip rules alone, ratio of MSE to the best of {len(BASELINES)} baselines ({scored}):")
+    count = len(BASELINES) if args.statistical else len(BASELINES) - len(PEERS)
+    print(f"Skip rules alone, ratio of MSE to the best of {count} baselines ({scored}):")
     print(report(table))
 
 

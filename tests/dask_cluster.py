@@ -75,3 +75,23 @@ def folds_run_by_each(cluster: DaskCluster) -> list[list[str]]:
     """The backtest folds each worker finished, from the workers' logs."""
     finished = re.compile(r"Task run '(backtest-fold-\d)' - Finished in state Completed")
     return [sorted(finished.findall(log.read_text())) for log in cluster.logs]
+
+
+def scheduler_state(cluster: DaskCluster) -> str:
+    """What the scheduler holds (workers, each task's state and where it runs) and the end of
+    each worker's log: printed by a test whose run does not finish, so that its failure says
+    where the work stopped."""
+    from distributed import Client
+
+    def tasks(dask_scheduler) -> dict:
+        return {
+            str(key): (task.state, str(task.processing_on), task.suspicious)
+            for key, task in dask_scheduler.tasks.items()
+        }
+
+    with Client(cluster.address, timeout=20) as client:
+        workers = {a: w["name"] for a, w in client.scheduler_info()["workers"].items()}
+        lines = [f"workers: {workers}", f"tasks: {client.run_on_scheduler(tasks)}"]
+    for log in cluster.logs:
+        lines += [f"--- end of {log.name}", *log.read_text().splitlines()[-15:]]
+    return "\n".join(lines)

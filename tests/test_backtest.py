@@ -14,7 +14,7 @@ from uuid import UUID
 
 import pandas as pd
 import pytest
-from dask_cluster import DaskCluster, dask_cluster_in, folds_run_by_each
+from dask_cluster import DaskCluster, dask_cluster_in, folds_run_by_each, scheduler_state
 
 from fusioncast.backtest import plan_folds
 from fusioncast.config import BacktestConfig, ModelConfig, TaskRunnerConfig, TrainingConfig
@@ -100,6 +100,7 @@ def test_a_dask_worker_killed_during_a_fold_leaves_its_fold_to_the_other(
     from fusioncast.flows.backtest import backtest
 
     killed: list[str] = []
+    finished = threading.Event()
 
     def kill_worker_1_once_it_trains(cluster: DaskCluster) -> None:
         with Client(cluster.address, timeout=60) as client:
@@ -111,8 +112,12 @@ def test_a_dask_worker_killed_during_a_fold_leaves_its_fold_to_the_other(
                     time.sleep(3)  # well inside its fold
                     os.killpg(cluster.workers[0].pid, signal.SIGKILL)
                     killed.append("worker-1")
-                    return
+                    break
                 time.sleep(0.2)
+        # The run takes about a minute after the kill. Should it hang (seen once), its failure
+        # (the test's timeout) shows what the scheduler held by then.
+        if not finished.wait(300):
+            print(f"no end 300 s after the kill:\n{scheduler_state(cluster)}", file=sys.stderr)
 
     with dask_cluster_in(tmp_path) as cluster:
         killer = threading.Thread(target=kill_worker_1_once_it_trains, args=(cluster,))
@@ -122,6 +127,7 @@ def test_a_dask_worker_killed_during_a_fold_leaves_its_fold_to_the_other(
         )
         parameters.workspace.root = str(tmp_path / "out")
         outcome = backtest(parameters)
+        finished.set()
         killer.join()
         assert killed == ["worker-1"]
         assert cluster.workers[0].wait(timeout=30) == -signal.SIGKILL
