@@ -126,9 +126,11 @@ def test_a_dask_worker_killed_during_a_fold_leaves_its_fold_to_the_other(
             backtest_data, tiny_model_settings, kind="dask", address=cluster.address
         )
         parameters.workspace.root = str(tmp_path / "out")
-        outcome = backtest(parameters)
-        finished.set()
-        killer.join()
+        try:
+            outcome = backtest(parameters)
+        finally:
+            finished.set()
+            killer.join()
         assert killed == ["worker-1"]
         assert cluster.workers[0].wait(timeout=30) == -signal.SIGKILL
         assert folds_run_by_each(cluster)[1] == ["backtest-fold-0", "backtest-fold-1"]
