@@ -216,13 +216,21 @@ def load(domain: Domain, text: tuple[str, ...], workdir: Path) -> tuple[DataCont
 
 
 def select_preset(
-    domain: Domain, horizon: int, names: tuple[str, ...], text: tuple[str, ...], workdir: Path
+    domain: Domain,
+    horizon: int,
+    names: tuple[str, ...],
+    text: tuple[str, ...],
+    workdir: Path,
+    *,
+    nested: bool = False,
 ) -> tuple[str, str]:
     """The preset of ``names`` with the lowest mean MSE over :data:`SELECT_FOLDS` rolling origins
     before the test split (:mod:`fusioncast.selection`; the test steps are dropped first), and a
-    line saying what each scored."""
+    line saying what each scored. ``nested``: before the validation split, which is then the one
+    scored."""
     contract, frame = load(domain, text, workdir)
-    end = mmtsf_boundaries(frame, contract).validation_end
+    boundaries = mmtsf_boundaries(frame, contract)
+    end = boundaries.train_end if nested else boundaries.validation_end
     history = frame[frame[contract.timestamp] <= end].reset_index(drop=True)
     model = ModelConfig(lookback=domain.protocol.lookback, horizon=horizon)
     candidates = candidate_settings(names, model, TrainingConfig())
@@ -375,7 +383,9 @@ def run_case(
     base = {"domain": name, "frequency": domain.frequency, "horizon": horizon}
     if "select" in chosen:  # the preset chosen by rolling origins before the test split
         text = tuple(c for c in chosen["text"] if c in domain.contract.text)
-        name_chosen, line = select_preset(domain, horizon, chosen["select"], text, workdir)
+        name_chosen, line = select_preset(
+            domain, horizon, chosen["select"], text, workdir, nested=nested
+        )
         log(line)
         chosen = {"text": chosen["text"], **preset(name_chosen)}
         base["preset"] = name_chosen

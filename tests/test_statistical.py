@@ -12,13 +12,20 @@ from statsforecast.models import AutoETS, AutoTheta
 from fusioncast.baselines import LAST_VALUE, RIDGE
 from fusioncast.config import BaselineConfig, ModelConfig, PromotionConfig
 from fusioncast.contract import DataContract
+from fusioncast.errors import ModelStateError
 from fusioncast.evaluate import MODEL, evaluate_model
 from fusioncast.forecast import Forecaster
-from fusioncast.model import build_model
+from fusioncast.model import PEER_MIX, ModelSpec, build_model
 from fusioncast.promotion import decide
-from fusioncast.split import TEST, split_by_time
+from fusioncast.split import TEST, VALIDATION, split_by_time
 from fusioncast.state import prepare
-from fusioncast.statistical import AUTO_ETS, AUTO_THETA, statistical_forecasts
+from fusioncast.statistical import (
+    AUTO_ETS,
+    AUTO_THETA,
+    PRIOR_MODELS,
+    statistical_forecasts,
+)
+from fusioncast.training import fit_skip
 from fusioncast.windows import gather_targets, window_origins
 
 CONTRACT = DataContract(series_id="sid", timestamp="t", target="y", numeric=(), text=(), freq="D")
@@ -140,7 +147,7 @@ def test_the_gate_keeps_out_a_model_well_behind_the_best_baseline(seasonal):
     assert decide(close, scaler, frame, None).promote
 
 
-def test_the_statistical_skip_starts_at_the_peers_forecast_from_the_whole_history(
+def test_the_statistical_skip_starts_at_the_ridges_and_peers_mixed_by_validation_error(
     seasonal, tmp_path
 ):
     frame, _, _ = seasonal
@@ -151,18 +158,50 @@ def test_the_statistical_skip_starts_at_the_peers_forecast_from_the_whole_histor
     state, arrays = prepare(frame, CONTRACT, boundaries, config)
     origins = window_origins(arrays, 7, 3, TEST)
     actual = gather_targets(arrays, origins, 3)
-    # the mean of AutoETS and AutoTheta, fitted on the training steps and run forward
-    assert arrays.prior.shape == (arrays.n_rows, 3)
-    prior_mse = np.mean((arrays.prior[origins] - actual) ** 2)
+    # AutoETS, AutoTheta and AutoARIMA, fitted on the training steps and run forward: each far
+    # better than the last value on this weekly shape
+    assert arrays.prior.shape == (arrays.n_rows, 3, len(PRIOR_MODELS))
     last_mse = np.mean((arrays.numeric[origins, 0][:, None] - actual) ** 2)
-    assert prior_mse < 0.05 * last_mse
-    # an untrained model forecasts the prior; saved and loaded, it still does
-    forecaster = Forecaster(build_model(state.spec), state)
+    for k in range(len(PRIOR_MODELS)):
+        assert np.mean((arrays.prior[origins, :, k] - actual) ** 2) < 0.1 * last_mse
+
+    # the shares: the ridge skip's and each peer's, in inverse proportion to validation MSE
+    shares = fit_skip(arrays, config)[PEER_MIX][0]
+    assert shares.shape == (1 + len(PRIOR_MODELS),) and np.isclose(shares.sum(), 1.0)
+    validation = window_origins(arrays, 7, 3, VALIDATION)
+    seen = gather_targets(arrays, validation, 3)
+    peer_mse = [np.mean((arrays.prior[validation, :, k] - seen) ** 2) for k in range(3)]
+    np.testing.assert_allclose(shares[1] * peer_mse[0], shares[2] * peer_mse[1], rtol=1e-4)
+    np.testing.assert_allclose(shares[1] * peer_mse[0], shares[3] * peer_mse[2], rtol=1e-4)
+
+    def untrained(with_shares):
+        model = build_model(state.spec)
+        for layer, weights in fit_skip(arrays, config).items():
+            model.get_layer(layer).set_weights(weights)
+        model.get_layer(PEER_MIX).set_weights([np.asarray(with_shares, dtype=np.float32)])
+        return Forecaster(model, state)
+
+    # one share at 1: the model forecasts that peer alone, or the ridge skip alone
+    only_theta = untrained([0, 0, 1, 0]).predict_windows(arrays, origins)[..., 1]
+    np.testing.assert_allclose(only_theta, arrays.prior[origins, :, 1], atol=1e-4)
+    ridge = untrained([1, 0, 0, 0]).predict_windows(arrays, origins)[..., 1]
+    # the fitted shares: an untrained model forecasts the mix; saved and loaded, it still does
+    forecaster = untrained(shares)
     median = forecaster.predict_windows(arrays, origins)[..., 1]
-    np.testing.assert_allclose(median, arrays.prior[origins], atol=1e-4)
+    mix = shares[0] * ridge + np.einsum("bhk,k->bh", arrays.prior[origins], shares[1:])
+    np.testing.assert_allclose(median, mix, atol=1e-4)
     forecaster.save(tmp_path)
     loaded = Forecaster.load(tmp_path)
     np.testing.assert_allclose(loaded.predict_windows(arrays, origins)[..., 1], median, atol=1e-6)
+
+
+def test_a_model_saved_with_the_earlier_statistical_skip_is_refused_with_a_clear_error(seasonal):
+    _, forecaster, _ = seasonal
+    payload = forecaster.state.spec.to_json()
+    payload["config"]["linear_skip"] = "statistical"
+    assert ModelSpec.from_json(payload).config.linear_skip == "statistical"
+    with pytest.raises(ModelStateError, match="spec_version.*retrain"):
+        ModelSpec.from_json({**payload, "version": 1})
 
 
 def test_the_prior_at_an_origin_does_not_see_the_steps_after_it(seasonal):

@@ -46,8 +46,9 @@ class ModelConfig(BaseModel):
             "training windows, on the lookback and on the lookback minus its last value, their "
             "penalties and mix chosen on validation windows); ridge_normalised (starts at the "
             "ridge on the lookback minus its last value alone, its penalty chosen on validation "
-            "windows); statistical (starts at the mean of statsforecast's AutoETS and AutoTheta "
-            "forecasts from the series' whole history up to the origin, beyond the lookback)."
+            "windows); statistical (starts at a mix of the ridge skip and statsforecast's AutoETS, "
+            "AutoTheta and AutoARIMA forecasts from the series' whole history up to the origin, "
+            "beyond the lookback, each weighted by the inverse of its validation MSE)."
         ),
     )
     linear_skip_trainable: bool = Field(

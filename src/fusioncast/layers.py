@@ -308,32 +308,43 @@ class LinearSkip(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class PriorSkip(keras.layers.Layer):
-    """A forecast made outside the network, added to the median forecast in window units.
+class PeerMix(keras.layers.Layer):
+    """A fixed mix of the ridge skip and forecasts made outside the network (the statistical
+    peers), added to the output in window units.
 
-    Inputs: ``[prior [B, H], location [B, 1], scale [B, 1]]`` (the forecast on the scaled target,
-    the window's location and spread). Output ``[B, H, Q]``: ``(prior - location) / scale`` in the
-    median channel, zero elsewhere; no weights. With the network's output at zero (its initial
-    state) the model forecasts the prior.
+    Inputs: ``[linear [B, H, Q], peers [B, H, K], location [B, 1], scale [B, 1]]`` (the
+    :class:`LinearSkip` output, the peers' forecasts on the scaled target, the window's location
+    and spread). Output ``[B, H, Q]``: ``shares[0] * linear`` plus, in the median channel,
+    ``sum_k shares[k + 1] * (peers_k - location) / scale``. ``shares`` is set with the weights
+    (see :func:`fusioncast.training.fit_peer_shares`), never trained. Zero shares: the last value.
     """
 
-    def __init__(self, n_outputs: int = 1, median_index: int = 0, **kwargs) -> None:
+    def __init__(self, n_peers: int, n_outputs: int = 1, median_index: int = 0, **kwargs) -> None:
         super().__init__(**kwargs)
+        self.n_peers = n_peers
         self.n_outputs = n_outputs
         self.median_index = median_index
 
+    def build(self, input_shape) -> None:
+        self.shares = self.add_weight(
+            shape=(self.n_peers + 1,), initializer="zeros", trainable=False, name="shares"
+        )
+        self.built = True
+
     def call(self, inputs):
-        prior, location, scale = inputs
-        relative = (prior - location) / scale
-        selector = ops.one_hot(self.median_index, self.n_outputs, dtype=relative.dtype)
-        return ops.expand_dims(relative, -1) * selector
+        linear, peers, location, scale = inputs
+        relative = (peers - ops.expand_dims(location, -1)) / ops.expand_dims(scale, -1)
+        mixed = ops.sum(relative * self.shares[1:], axis=-1)
+        selector = ops.one_hot(self.median_index, self.n_outputs, dtype=mixed.dtype)
+        return self.shares[0] * linear + ops.expand_dims(mixed, -1) * selector
 
     def compute_output_shape(self, input_shape):
-        return (*input_shape[0], self.n_outputs)
+        return input_shape[0]
 
     def get_config(self) -> dict:
         return {
             **super().get_config(),
+            "n_peers": self.n_peers,
             "n_outputs": self.n_outputs,
             "median_index": self.median_index,
         }

@@ -19,9 +19,10 @@ adds its own zero-initialised correction to the output grid, gated off for windo
 so a window whose text is missing gets exactly the numeric model's forecast.
 Optionally (``linear_skip``) linear forecasts from the target history are added to the median
 before that, so the network learns a residual to a linear forecaster (ridges on the lookback and
-on the lookback minus its last value, set by training), or (``"statistical"``) the statistical
-forecast of input ``prior`` (:func:`fusioncast.statistical.prior_forecasts`), which sees the
-series' whole history.
+on the lookback minus its last value, set by training), or (``"statistical"``) to a fixed mix of
+those ridges and the statistical peers' forecasts of input ``prior``
+(:func:`fusioncast.statistical.prior_forecasts`), which see the series' whole history; the mix's
+shares are set by training from validation errors.
 """
 
 from __future__ import annotations
@@ -33,12 +34,13 @@ from typing import Any
 import keras
 
 from fusioncast.config import ModelConfig
+from fusioncast.errors import ModelStateError
 from fusioncast.layers import (
     ForecastDenormalization,
     LinearSkip,
     MaskedAttentionPooling,
     MonotoneQuantiles,
-    PriorSkip,
+    PeerMix,
     ProjectionAndAgeEmbedding,
     Seeds,
     StepPresenceGate,
@@ -47,8 +49,10 @@ from fusioncast.layers import (
     WindowNormalization,
 )
 from fusioncast.losses import PinballLoss, PointLoss
+from fusioncast.statistical import PRIOR_MODELS
 
-SPEC_VERSION = 1
+#: 2: ``linear_skip="statistical"`` mixes the ridges and three peers (1: the mean of two peers).
+SPEC_VERSION = 2
 
 
 @dataclass
@@ -79,8 +83,15 @@ class ModelSpec:
 
     @classmethod
     def from_json(cls, payload: dict[str, Any]) -> ModelSpec:
+        config = ModelConfig.model_validate(payload["config"])
+        if config.linear_skip == "statistical" and int(payload.get("version", 1)) < 2:
+            raise ModelStateError(
+                "rule 'spec_version' failed on spec.json: the model was trained with an earlier "
+                "statistical skip (the mean of AutoETS and AutoTheta, spec version "
+                f"{payload.get('version', 1)}) that this version no longer builds; retrain it"
+            )
         return cls(
-            config=ModelConfig.model_validate(payload["config"]),
+            config=config,
             n_numeric=int(payload["n_numeric"]),
             static_cardinalities=list(payload["static_cardinalities"]),
             dynamic_cardinalities=list(payload["dynamic_cardinalities"]),
@@ -95,6 +106,7 @@ def embedding_dim(cardinality: int) -> int:
 
 
 LINEAR_SKIP = "linear_skip"
+PEER_MIX = "peer_mix"
 
 
 def attention_layer_name(text_index: int) -> str:
@@ -225,14 +237,7 @@ def build_model(spec: ModelSpec, seed: int | None = None) -> keras.Model:
     raw = keras.layers.Reshape((horizon, len(quantiles)), name="output_grid")(raw)
     if corrections:
         raw = keras.layers.Add(name="text_corrections")([raw, *corrections])
-    if cfg.linear_skip == "statistical":
-        prior = keras.Input((horizon,), name="prior")
-        inputs["prior"] = prior
-        skip = PriorSkip(len(quantiles), quantiles.index(0.5), name=LINEAR_SKIP)(
-            [prior, location, scale]
-        )
-        raw = keras.layers.Add(name="residual")([raw, skip])
-    elif cfg.linear_skip != "none":
+    if cfg.linear_skip != "none":
         skip = LinearSkip(
             horizon,
             len(quantiles),
@@ -240,6 +245,12 @@ def build_model(spec: ModelSpec, seed: int | None = None) -> keras.Model:
             trainable=cfg.linear_skip_trainable,
             name=LINEAR_SKIP,
         )([numeric, location, scale])
+        if cfg.linear_skip == "statistical":
+            peers = keras.Input((horizon, len(PRIOR_MODELS)), name="prior")
+            inputs["prior"] = peers
+            skip = PeerMix(len(PRIOR_MODELS), len(quantiles), quantiles.index(0.5), name=PEER_MIX)(
+                [skip, peers, location, scale]
+            )
         raw = keras.layers.Add(name="residual")([raw, skip])
     ordered = MonotoneQuantiles(quantiles.index(0.5), name="quantiles")(raw)
     forecast = ForecastDenormalization(name="forecast")([ordered, location, scale])

@@ -6,8 +6,8 @@ domains, where they were chosen on validation data only (``docs/selection.md``):
 ridges on the lookback kept unless training beats it on validation, small layers with weight decay,
 a bag-of-words text encoder whose additive correction is gated off for windows without text, and
 three quarters of the training windows stripped of text, so a feed that stops costs little.
-Each has a ``-statistical`` twin whose network corrects the statistical peers' forecast, made
-from the series' whole history, instead of the ridges on the lookback.
+Each has a ``-statistical`` twin whose network corrects a mix of those ridges and the statistical
+peers' forecasts made from the series' whole history, weighted by their validation errors.
 """
 
 from __future__ import annotations
@@ -53,8 +53,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 }
 # No daily domain was available to tune on: daily series use the weekly settings.
 PRESETS["short-daily"] = PRESETS["short-weekly"]
-# The same, the network a residual to the statistical peers' forecast from the whole history
-# (linear_skip="statistical") instead of to ridges on the lookback.
+# The same, the network a residual to a mix of the ridges and the statistical peers' forecasts
+# from the whole history (linear_skip="statistical") instead of to the ridges alone.
 for _name in ("short-monthly", "short-weekly", "short-daily"):
     PRESETS[f"{_name}-statistical"] = {
         "model": {**PRESETS[_name]["model"], "linear_skip": "statistical"},

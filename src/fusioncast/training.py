@@ -28,7 +28,7 @@ from fusioncast.baselines import RidgeBaseline
 from fusioncast.config import ModelConfig, TrainingConfig
 from fusioncast.errors import ConfigError, DistributionError, FusioncastError
 from fusioncast.forecast import Forecaster
-from fusioncast.model import LINEAR_SKIP, ModelSpec, build_model, compile_model
+from fusioncast.model import LINEAR_SKIP, PEER_MIX, ModelSpec, build_model, compile_model
 from fusioncast.split import TRAIN, VALIDATION
 from fusioncast.state import ForecastingState
 from fusioncast.windows import SeriesArrays, WindowSampler, gather_targets, sampler, window_origins
@@ -177,8 +177,8 @@ def train_model(
             weight_decay=training.weight_decay,
             replicas=replicas,
         )
-        if cfg.linear_skip in ("ridge", "ridge_normalised"):
-            model.get_layer(LINEAR_SKIP).set_weights(fit_linear_skip(arrays, cfg))
+        for layer, weights in fit_skip(arrays, cfg).items():
+            model.get_layer(layer).set_weights(weights)
         try:
             history, best, epochs_run, start = _fit(
                 model,
@@ -297,6 +297,29 @@ def _fit(
     return history, best, resumed + len(val_loss), start
 
 
+def fit_skip(arrays: SeriesArrays, config: ModelConfig) -> dict[str, list[np.ndarray]]:
+    """The weights of the model's skip layers, by layer name, for ``config.linear_skip``.
+
+    ``ridge`` and ``ridge_normalised``: :func:`fit_linear_skip`. ``statistical``: those, and the
+    shares of the :class:`~fusioncast.layers.PeerMix` layer: the ridge skip's and each
+    statistical peer's (``arrays.prior``), in inverse proportion to their MSE on the validation
+    windows (scaled target), summing to 1. On the Time-MMD domains, scored on steps after the
+    ones the shares were fitted on, this mix was the rule closest to the best single forecaster
+    (``docs/selection.md``). ``none`` and ``zeros``: nothing to set.
+    """
+    if config.linear_skip not in ("ridge", "ridge_normalised", "statistical"):
+        return {}
+    weights, ridge = _ridge_skip(arrays, config)
+    if config.linear_skip != "statistical":
+        return {LINEAR_SKIP: weights}
+    validation = window_origins(arrays, config.lookback, config.horizon, VALIDATION)
+    actual = gather_targets(arrays, validation, config.horizon).astype(np.float64)
+    peers = arrays.prior[validation].astype(np.float64)
+    forecasts = [ridge, *(peers[..., k] for k in range(peers.shape[-1]))]
+    inverse = np.array([1.0 / max(float(np.mean((f - actual) ** 2)), 1e-12) for f in forecasts])
+    return {LINEAR_SKIP: weights, PEER_MIX: [(inverse / inverse.sum()).astype(np.float32)]}
+
+
 def fit_linear_skip(arrays: SeriesArrays, config: ModelConfig) -> list[np.ndarray]:
     """Weights of the :class:`~fusioncast.layers.LinearSkip` layer from the two ridge baselines.
 
@@ -307,6 +330,11 @@ def fit_linear_skip(arrays: SeriesArrays, config: ModelConfig) -> list[np.ndarra
     change ridge alone). Returns ``[kernel, bias, level_kernel, level_bias, level_share]``
     (float32).
     """
+    return _ridge_skip(arrays, config)[0]
+
+
+def _ridge_skip(arrays: SeriesArrays, config: ModelConfig) -> tuple[list[np.ndarray], np.ndarray]:
+    """:func:`fit_linear_skip`'s weights and the skip's forecasts of the validation windows."""
     lookback, horizon = config.lookback, config.horizon
     relative = RidgeBaseline.fit(arrays, lookback, horizon, normalised=True)
     level = RidgeBaseline.fit(arrays, lookback, horizon, normalised=False)
@@ -325,4 +353,5 @@ def fit_linear_skip(arrays: SeriesArrays, config: ModelConfig) -> list[np.ndarra
         level.weights[-1],
         np.array(share),
     ]
-    return [np.asarray(w, dtype=np.float32) for w in weights]
+    forecast = (1 - share) * from_change + share * from_level
+    return [np.asarray(w, dtype=np.float32) for w in weights], forecast
