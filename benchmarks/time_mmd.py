@@ -47,6 +47,7 @@ import json
 import multiprocessing
 import os
 import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -617,6 +618,24 @@ def settings_hash(settings: dict[str, dict[str, Any]], args: argparse.Namespace)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def source_commit() -> str:
+    """The checkout's commit, marked when its ``src`` or ``benchmarks`` differ from it: the
+    settings hash names presets, not the code that runs them ("unknown" outside git)."""
+
+    def git(*command: str) -> str:
+        done = subprocess.run(
+            ["git", *command], cwd=REPO, capture_output=True, text=True, check=True, timeout=30
+        )
+        return done.stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        changed = git("status", "--porcelain", "--", "src", "benchmarks")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{commit} with uncommitted changes" if changed else commit
+
+
 def ledger_row(
     verdict: pd.DataFrame, args: argparse.Namespace, digest: str, argv: list[str]
 ) -> str:
@@ -631,7 +650,7 @@ def ledger_row(
     )
     n = len(verdict)
     return (
-        f"| {pd.Timestamp.now(tz='UTC'):%Y-%m-%d %H:%M} | `{digest}` | "
+        f"| {pd.Timestamp.now(tz='UTC'):%Y-%m-%d %H:%M} | `{digest}` at `{args.commit}` | "
         f"`python benchmarks/time_mmd.py {' '.join(argv)}` | {n} | "
         f"{int((verdict['ratio'] <= 1.0).sum())} / {int((chosen <= 1.0).sum())} of {n} | "
         f"{verdict['ratio'].max():.3f} / {chosen.max():.3f} | {means} |"
@@ -792,6 +811,7 @@ def main(argv: list[str] | None = None) -> None:
         "--from-json", type=Path, default=None, help="report the runs saved by --json, no training"
     )
     args = parser.parse_args(argv)
+    args.commit = source_commit()  # before the run: the code may change while it runs
     if args.write_docs and (args.validation_only or args.overrides or args.nested):
         parser.error("--write-docs reports the fixed settings on the test split only")
 

@@ -302,6 +302,8 @@ def test_benchmark_runs_on_an_unseen_domain_folder(tmp_path, capsys):
     assert content.index("## Time-MMD accuracy") < content.index(time_mmd.LEDGER)
     rows = [line for line in content.splitlines() if "benchmarks/time_mmd.py --data" in line]
     assert len(rows) == 1 and "training.epochs=2" in rows[0] and "| 1 |" in rows[0]
+    # ... with the commit of the code that ran (a preset's name hashes the same across commits)
+    assert f"at `{time_mmd.source_commit()}`" in rows[0]
     # Reporting saved runs is no new look.
     time_mmd.main(["--from-json", str(saved), "--ledger", str(ledger)])
     assert ledger.read_text() == content
