@@ -316,7 +316,7 @@ class PeerMix(keras.layers.Layer):
     :class:`LinearSkip` output, the peers' forecasts on the scaled target, the window's location
     and spread). Output ``[B, H, Q]``: ``shares[0] * linear`` plus, in the median channel,
     ``sum_k shares[k + 1] * (peers_k - location) / scale``. ``shares`` is set with the weights
-    (see :func:`fusioncast.training.fit_peer_shares`), never trained. Zero shares: the last value.
+    (see :func:`fusioncast.training.fit_skip`), never trained. Zero shares: the last value.
     """
 
     def __init__(self, n_peers: int, n_outputs: int = 1, median_index: int = 0, **kwargs) -> None:
