@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
-from statsforecast.models import AutoETS, AutoTheta
+from statsforecast.models import AutoARIMA, AutoETS, AutoTheta
 
 from fusioncast.baselines import LAST_VALUE, RIDGE
 from fusioncast.config import BaselineConfig, ModelConfig, PromotionConfig
@@ -20,6 +20,7 @@ from fusioncast.promotion import decide
 from fusioncast.split import TEST, VALIDATION, split_by_time
 from fusioncast.state import prepare
 from fusioncast.statistical import (
+    AUTO_ARIMA,
     AUTO_ETS,
     AUTO_THETA,
     PRIOR_MODELS,
@@ -94,6 +95,28 @@ def test_fitted_once_the_model_runs_forward_and_stays_close_to_refitting(seasona
     error_every = np.mean((every[AUTO_ETS] - actual) ** 2)
     error_once = np.mean((once[AUTO_ETS] - actual) ** 2)
     assert error_once < 1.5 * error_every
+
+
+def test_autoarima_run_forward_gives_what_statsforecast_forward_gives_at_each_origin(seasonal):
+    # the filter's state is carried from origin to origin instead of run from the start at each
+    frame, forecaster, arrays = seasonal
+    origins = window_origins(arrays, 7, 3, TEST)
+    got = statistical_forecasts(
+        arrays, forecaster.scaler, origins, 3, season=7, models=(AUTO_ARIMA,), refit_every=10**6
+    )[AUTO_ARIMA]
+    owner = arrays.row_series[origins]
+    for s in range(len(arrays.series_ids)):
+        windows = np.flatnonzero(owner == s)
+        sid, start = arrays.series_ids[s], arrays.offsets[s]
+        values = frame.loc[frame["sid"] == sid, "y"].to_numpy()
+        fitted = AutoARIMA(season_length=7).fit(values[: origins[windows[0]] - start + 1])
+        for window in windows[[0, len(windows) // 2, -1]]:
+            history = values[: origins[window] - start + 1]
+            expected = fitted.forward(y=history, h=3)["mean"]
+            scaled = forecaster.scaler.scale_target(expected[None, :], np.array([sid]))
+            np.testing.assert_allclose(got[window], scaled[0], atol=1e-4)
+    # and the windows differ: each is run forward to its own origin
+    assert np.abs(np.diff(got[owner == 0], axis=0)).max() > 0.01
 
 
 def test_too_short_a_history_falls_back_to_the_last_value(seasonal):
