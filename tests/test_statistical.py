@@ -17,13 +17,15 @@ from fusioncast.evaluate import MODEL, evaluate_model
 from fusioncast.forecast import Forecaster
 from fusioncast.model import PEER_MIX, ModelSpec, build_model
 from fusioncast.promotion import decide
-from fusioncast.split import TEST, VALIDATION, split_by_time
+from fusioncast.split import TEST, TRAIN, VALIDATION, split_by_time
 from fusioncast.state import prepare
 from fusioncast.statistical import (
     AUTO_ARIMA,
     AUTO_ETS,
     AUTO_THETA,
     PRIOR_MODELS,
+    _fourier,
+    _harmonic_fit,
     statistical_forecasts,
 )
 from fusioncast.training import fit_skip
@@ -218,13 +220,45 @@ def test_the_statistical_skip_starts_at_the_ridges_and_peers_mixed_by_validation
     np.testing.assert_allclose(loaded.predict_windows(arrays, origins)[..., 1], median, atol=1e-6)
 
 
+def test_a_yearly_season_of_weekly_steps_enters_the_priors_autoarima_as_fourier_terms():
+    # AutoETS leaves a season of 52 out and AutoARIMA's seasonal terms take minutes to fit there:
+    # the prior's AutoARIMA regresses on the season's harmonics instead, and follows the shape
+    weeks = 52 * 4
+    t = np.arange(weeks)
+    noise = np.random.default_rng(3).normal(0, 0.3, weeks)
+    y = 10 + 3 * np.sin(2 * np.pi * t / 52) + 1.5 * np.cos(4 * np.pi * t / 52) + noise
+    sundays = pd.date_range("2020-01-05", periods=weeks, freq="W-SUN")
+    frame = pd.DataFrame({"sid": "a", "t": sundays, "y": y})
+    contract = CONTRACT.model_copy(update={"freq": "W-SUN"})
+    config = ModelConfig(lookback=8, horizon=6, linear_skip="statistical")
+    boundaries = split_by_time(frame, contract, train_fraction=0.7, validation_fraction=0.1)
+    state, arrays = prepare(frame, contract, boundaries, config)
+    origins = window_origins(arrays, 8, 6, TEST)
+    actual = gather_targets(arrays, origins, 6)
+    arima = arrays.prior[origins, :, PRIOR_MODELS.index(AUTO_ARIMA)]
+    ets = arrays.prior[origins, :, PRIOR_MODELS.index(AUTO_ETS)]
+    # near the noise's variance (0.94x; 2.05x without the harmonics), far below AutoETS (20x)
+    noise_mse = 0.3**2 / state.scaler.scale[0, 0] ** 2
+    assert np.mean((arima - actual) ** 2) < 1.3 * noise_mse
+    assert np.mean((arima - actual) ** 2) < 0.1 * np.mean((ets - actual) ** 2)
+    # what statsforecast's forward gives with the same harmonics, at the last origin
+    fitted_on = int((arrays.split == TRAIN).sum())
+    fitted = _harmonic_fit(52, y[:fitted_on].tobytes())
+    terms = _fourier(weeks + 6, 52, sum(k.startswith("ex_") for k in fitted.model_["coef"]) // 2)
+    end = int(origins[-1])
+    expected = fitted.forward(y=y[: end + 1], h=6, X=terms[: end + 1], X_future=terms[end + 1 :])
+    scaled = state.scaler.scale_target(expected["mean"][None, :], np.array(["a"]))
+    np.testing.assert_allclose(arima[-1], scaled[0, : len(arima[-1])], atol=1e-4)
+
+
 def test_a_model_saved_with_the_earlier_statistical_skip_is_refused_with_a_clear_error(seasonal):
     _, forecaster, _ = seasonal
     payload = forecaster.state.spec.to_json()
     payload["config"]["linear_skip"] = "statistical"
     assert ModelSpec.from_json(payload).config.linear_skip == "statistical"
-    with pytest.raises(ModelStateError, match="spec_version.*retrain"):
-        ModelSpec.from_json({**payload, "version": 1})
+    for earlier in (1, 2):  # the mean of two peers; the mix without a long season's Fourier terms
+        with pytest.raises(ModelStateError, match=f"spec_version.*version {earlier}.*retrain"):
+            ModelSpec.from_json({**payload, "version": earlier})
 
 
 def test_the_prior_at_an_origin_does_not_see_the_steps_after_it(seasonal):

@@ -51,8 +51,9 @@ from fusioncast.layers import (
 from fusioncast.losses import PinballLoss, PointLoss
 from fusioncast.statistical import PRIOR_MODELS
 
-#: 2: ``linear_skip="statistical"`` mixes the ridges and three peers (1: the mean of two peers).
-SPEC_VERSION = 2
+#: 3: the prior's AutoARIMA models a season over 24 steps with Fourier terms (2: without that
+#: season; 1: ``linear_skip="statistical"`` the mean of two peers, not the mix of three).
+SPEC_VERSION = 3
 
 
 @dataclass
@@ -84,11 +85,12 @@ class ModelSpec:
     @classmethod
     def from_json(cls, payload: dict[str, Any]) -> ModelSpec:
         config = ModelConfig.model_validate(payload["config"])
-        if config.linear_skip == "statistical" and int(payload.get("version", 1)) < 2:
+        version = int(payload.get("version", 1))
+        if config.linear_skip == "statistical" and version < SPEC_VERSION:
             raise ModelStateError(
                 "rule 'spec_version' failed on spec.json: the model was trained with an earlier "
-                "statistical skip (the mean of AutoETS and AutoTheta, spec version "
-                f"{payload.get('version', 1)}) that this version no longer builds; retrain it"
+                f"statistical skip (spec version {version}, now {SPEC_VERSION}) whose peers' "
+                "forecasts this version makes differently; retrain it"
             )
         return cls(
             config=config,
