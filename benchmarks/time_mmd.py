@@ -22,7 +22,7 @@ Rows per domain and horizon, mean +- std over seeds (each seed one training run,
 - the statistical peers, statsforecast's AutoETS, AutoTheta and AutoARIMA
   (:mod:`fusioncast.statistical`), each fitted on a series' whole history up to the origin with
   the season of its frequency (monthly 12, weekly 52), selected and fitted again every 10 origins
-  (AutoETS, AutoTheta) or once per split (AutoARIMA: most of a minute per fit at season 52) and
+  (AutoETS, AutoTheta) or once per split (AutoARIMA: minutes per fit at season 52) and
   run forward over the new observations between (``REFIT_EVERY``).
 
     python benchmarks/time_mmd.py [--data ../shared/data/time-mmd] [--domains A B ...]
@@ -111,7 +111,7 @@ BASELINES = {
     AUTO_ARIMA: "AutoARIMA",
 }
 #: Origins of a split after which each peer is selected and fitted again (None: once per split,
-#: at its first origin; AutoARIMA takes most of a minute per fit at season 52 on 2 cores).
+#: at its first origin; AutoARIMA takes many minutes per fit at season 52 on 2 cores).
 REFIT_EVERY = {AUTO_ETS: 10, AUTO_THETA: 10, AUTO_ARIMA: None}
 SEASONS = {"monthly": 12, "weekly": 52, "daily": 7}
 
