@@ -23,7 +23,8 @@ Rows per domain and horizon, mean +- std over seeds (each seed one training run,
   (:mod:`fusioncast.statistical`), each fitted on a series' whole history up to the origin with
   the season of its frequency (monthly 12, weekly 52), selected and fitted again every 10 origins
   (AutoETS, AutoTheta) or once per split (AutoARIMA: minutes per fit at season 52) and
-  run forward over the new observations between (``REFIT_EVERY``).
+  run forward over the new observations between (``REFIT_EVERY``); computed once per domain
+  and split for all its horizons (``SharedPeers``).
 
     python benchmarks/time_mmd.py [--data ../shared/data/time-mmd] [--domains A B ...]
         [--seeds 3] [--jobs 2] [--write-docs] [--json results.json]
@@ -269,13 +270,41 @@ def peer_forecasts(case: Case, origins: np.ndarray) -> dict[str, np.ndarray]:
     return forecasts
 
 
-def run_baselines(case: Case, splits: tuple[int, ...]) -> list[dict[str, Any]]:
+@dataclass
+class SharedPeers:
+    """The statistical peers' forecasts of one domain, computed once per split for every horizon.
+
+    A peer's forecast does not depend on how far ahead it is asked for (its first 12 steps are its
+    12-step forecast) and every horizon's origins of a split start at the split's first, so the
+    forecasts at the longest horizon, over the origins of the shortest, serve every horizon: the
+    minutes-long fits at season 52 are made once per domain, not once per horizon.
+    """
+
+    horizons: tuple[int, ...]
+    done: dict[int, tuple[np.ndarray, dict[str, np.ndarray]]] = field(default_factory=dict)
+
+    def forecasts(self, case: Case, split: int) -> dict[str, np.ndarray]:
+        if split not in self.done:
+            origins = window_origins(case.arrays, case.model.lookback, min(self.horizons), split)
+            longest = Case(**{**vars(case), "horizon": max(self.horizons)})
+            self.done[split] = origins, peer_forecasts(longest, origins)
+        origins, forecasts = self.done[split]
+        rows = np.searchsorted(origins, case.origins[split])
+        if not np.array_equal(origins[rows[rows < len(origins)]], case.origins[split]):
+            raise ValueError(f"{case.domain} h{case.horizon}: origins of another split's arrays")
+        return {name: values[rows, : case.horizon] for name, values in forecasts.items()}
+
+
+def run_baselines(
+    case: Case, splits: tuple[int, ...], peers: SharedPeers | None = None
+) -> list[dict[str, Any]]:
+    peers = peers or SharedPeers((case.horizon,))
     rows = []
     for split in splits:
         origins = case.origins[split]
         actual = gather_targets(case.arrays, origins, case.horizon)
         forecasts = baseline_forecasts(case.arrays, origins, case.model.lookback, case.horizon)
-        forecasts.update(peer_forecasts(case, origins))
+        forecasts.update(peers.forecasts(case, split))
         for name, label in BASELINES.items():
             rows.append({"model": label, "split": split, **errors(forecasts[name], actual)})
     return rows
@@ -326,31 +355,31 @@ def run(
 ) -> pd.DataFrame:
     """Every (domain, horizon, model) row: metrics per seed, as a long table.
 
-    ``jobs`` > 1 runs that many (domain, horizon) cases at once, each in its own process.
+    ``jobs`` > 1 runs that many domains at once, each in its own process, the largest first.
     """
     names = domains or list_domains(data)
     if not names:
         raise SystemExit(f"no Time-MMD domain under {data} (numerical/<D>/<D>.csv)")
     splits = (VALIDATION,) if validation_only else (VALIDATION, TEST)
+    converted = [convert_domain(data, name) for name in names]
     cases = [
-        (name, horizon)
-        for name in names
-        for horizon in convert_domain(data, name).protocol.horizons
-        if not horizons or horizon in horizons
+        (domain.name, tuple(h for h in domain.protocol.horizons if not horizons or h in horizons))
+        for domain in sorted(converted, key=lambda d: len(d.frame), reverse=True)
     ]
     records = []
     with tempfile.TemporaryDirectory(prefix="fusioncast-timemmd-") as tmp:
         arguments = [
-            (data, name, horizon, settings, seeds, splits, variants, nested, Path(tmp))
-            for name, horizon in cases
+            (data, name, chosen, settings, seeds, splits, variants, nested, Path(tmp))
+            for name, chosen in cases
+            if chosen
         ]
         if jobs <= 1:
             for args in arguments:
-                records += run_case(*args, log=log)
+                records += run_domain(*args, log=log)
         else:
             context = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(jobs, mp_context=context) as pool:
-                for lines, case_records in pool.map(_run_case_quietly, arguments):
+                for lines, case_records in pool.map(_run_domain_quietly, arguments):
                     for line in lines:
                         log(line)
                     records += case_records
@@ -363,10 +392,10 @@ def run(
     )
 
 
-def run_case(
+def run_domain(
     data: Path,
     name: str,
-    horizon: int,
+    horizons: tuple[int, ...],
     settings: dict[str, dict[str, Any]],
     seeds: int,
     splits: tuple[int, ...],
@@ -376,8 +405,31 @@ def run_case(
     *,
     log=print,
 ) -> list[dict[str, Any]]:
-    """The baselines and every variant and seed of one domain at one horizon."""
+    """Every horizon of one domain, the statistical peers fitted once for all of them."""
     domain = convert_domain(data, name)
+    peers = SharedPeers(horizons)
+    records = []
+    for horizon in horizons:
+        args = (settings, seeds, splits, variants, nested, workdir)
+        records += run_case(domain, horizon, *args, peers=peers, log=log)
+    return records
+
+
+def run_case(
+    domain: Domain,
+    horizon: int,
+    settings: dict[str, dict[str, Any]],
+    seeds: int,
+    splits: tuple[int, ...],
+    variants: tuple[str, ...],
+    nested: bool,
+    workdir: Path,
+    *,
+    peers: SharedPeers,
+    log=print,
+) -> list[dict[str, Any]]:
+    """The baselines and every variant and seed of one domain at one horizon."""
+    name = domain.name
     workdir = workdir / f"{name}-h{horizon}"
     workdir.mkdir(parents=True, exist_ok=True)
     chosen = settings[domain.frequency]
@@ -392,7 +444,7 @@ def run_case(
         base["preset"] = name_chosen
     case = prepare(domain, horizon, chosen, workdir, nested=nested)
     records = []
-    for row in run_baselines(case, splits):
+    for row in run_baselines(case, splits, peers):
         split = row.pop("split")
         records.append(
             {**base, "model": row["model"], "seed": -1, "fit_s": 0.0}
@@ -409,10 +461,10 @@ def run_case(
     return records
 
 
-def _run_case_quietly(args: tuple) -> tuple[list[str], list[dict[str, Any]]]:
-    """:func:`run_case` in a worker process: its progress lines are returned, not printed."""
+def _run_domain_quietly(args: tuple) -> tuple[list[str], list[dict[str, Any]]]:
+    """:func:`run_domain` in a worker process: its progress lines are returned, not printed."""
     lines: list[str] = []
-    return lines, run_case(*args, log=lines.append)
+    return lines, run_domain(*args, log=lines.append)
 
 
 def _progress(record: dict[str, Any], splits: tuple[int, ...]) -> str:
@@ -702,7 +754,7 @@ def docs_section(
     concurrency = (
         "one case at a time; fit times are noisy"
         if args.jobs <= 1
-        else f"{args.jobs} cases at once; fit times are per run, with the other processes "
+        else f"{args.jobs} domains at once; fit times are per run, with the other processes "
         "competing for the cores, and noisy"
     )
     chosen = ""
@@ -781,9 +833,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--domains", nargs="*", default=None)
     parser.add_argument("--horizons", nargs="*", type=int, default=None)
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument(
-        "--jobs", type=int, default=1, help="(domain, horizon) cases run at once, one process each"
-    )
+    parser.add_argument("--jobs", type=int, default=1, help="domains run at once, one process each")
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--validation-only", action="store_true")
     parser.add_argument(

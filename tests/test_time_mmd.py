@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fusioncast.split import TEST, VALIDATION
+from fusioncast.statistical import AUTO_ARIMA, AUTO_ETS, AUTO_THETA
 from fusioncast.timemmd import (
     STEP_END,
     TARGET,
@@ -205,7 +207,6 @@ def test_ridge_skip_model_starts_at_the_ridge_and_reloads(tmp_path):
     """With ``linear_skip="ridge"`` an untrained model forecasts the mix of the two ridges."""
     from fusioncast.config import ModelConfig
     from fusioncast.model import LINEAR_SKIP, ModelSpec, build_model, load_model, save_model
-    from fusioncast.split import VALIDATION
     from fusioncast.training import fit_linear_skip
     from fusioncast.windows import gather_inputs, window_origins
 
@@ -248,7 +249,6 @@ def test_normalised_ridge_skip_model_starts_at_the_normalised_ridge_baseline():
     from fusioncast.baselines import RIDGE_NORMALISED, baseline_forecasts
     from fusioncast.config import ModelConfig
     from fusioncast.model import LINEAR_SKIP, ModelSpec, build_model
-    from fusioncast.split import TEST
     from fusioncast.training import fit_linear_skip
     from fusioncast.windows import gather_inputs, window_origins
 
@@ -314,7 +314,7 @@ def test_nested_scoring_scores_the_validation_steps_out_of_sample(tmp_path):
     """``--nested``: the test split is the validation steps, training never sees them."""
     time_mmd = benchmark_module("time_mmd")
 
-    from fusioncast.split import TEST, TRAIN, VALIDATION
+    from fusioncast.split import TRAIN
 
     domain = convert_domain(TIME_MMD, "Traffic")
     settings = time_mmd.SETTINGS[domain.frequency]
@@ -331,6 +331,31 @@ def test_nested_scoring_scores_the_validation_steps_out_of_sample(tmp_path):
     assert (split == VALIDATION).sum() == (split == TEST).sum() == n_validation
     assert split.tolist() == sorted(split.tolist())  # train, then validation, then test
     assert (split == TRAIN).sum() == (plain.arrays.split == TRAIN).sum() - n_validation
+
+
+def test_the_peers_are_fitted_once_per_split_for_every_horizon_of_a_domain(tmp_path):
+    """The benchmark's statistical peers at each horizon are those fitted for that horizon alone:
+    the fits at the longest horizon, over the shortest's origins, sliced."""
+    time_mmd = benchmark_module("time_mmd")
+    months = pd.date_range("2010-01-01", periods=120, freq="MS")
+    shape = 10 + np.sin(2 * np.pi * np.arange(120) / 12) + np.random.default_rng(0).normal(size=120)
+    rows = [f"{m:%Y-%m-%d},{v:.4f}" for m, v in zip(months, shape, strict=True)]
+    write_domain(tmp_path, "Toy", "Date,OT\n" + "\n".join(rows) + "\n", None, None)
+    domain = convert_domain(tmp_path, "Toy")
+    settings = {**time_mmd.SETTINGS[domain.frequency], "text": ()}
+    horizons = domain.protocol.horizons
+    assert len(horizons) == 2
+    shared = time_mmd.SharedPeers(horizons)
+    for horizon in horizons:
+        case = time_mmd.prepare(domain, horizon, settings, tmp_path)
+        for split in (VALIDATION, TEST):
+            alone = time_mmd.peer_forecasts(case, case.origins[split])
+            both = shared.forecasts(case, split)
+            assert set(both) == set(alone) == {AUTO_ETS, AUTO_THETA, AUTO_ARIMA}
+            for name, forecast in alone.items():
+                assert both[name].shape == (len(case.origins[split]), horizon)
+                np.testing.assert_allclose(both[name], forecast, rtol=1e-9, atol=1e-9)
+    assert set(shared.done) == {VALIDATION, TEST}  # one computation per split
 
 
 @needs_data
