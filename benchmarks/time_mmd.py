@@ -53,7 +53,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -286,7 +286,7 @@ class SharedPeers:
     def forecasts(self, case: Case, split: int) -> dict[str, np.ndarray]:
         if split not in self.done:
             origins = window_origins(case.arrays, case.model.lookback, min(self.horizons), split)
-            longest = Case(**{**vars(case), "horizon": max(self.horizons)})
+            longest = replace(case, horizon=max(self.horizons))
             self.done[split] = origins, peer_forecasts(longest, origins)
         origins, forecasts = self.done[split]
         rows = np.searchsorted(origins, case.origins[split])
@@ -368,11 +368,8 @@ def run(
     ]
     records = []
     with tempfile.TemporaryDirectory(prefix="fusioncast-timemmd-") as tmp:
-        arguments = [
-            (data, name, chosen, settings, seeds, splits, variants, nested, Path(tmp))
-            for name, chosen in cases
-            if chosen
-        ]
+        options = Options(settings, seeds, splits, variants, nested, Path(tmp))
+        arguments = [(data, name, chosen, options) for name, chosen in cases if chosen]
         if jobs <= 1:
             for args in arguments:
                 records += run_domain(*args, log=log)
@@ -392,47 +389,39 @@ def run(
     )
 
 
+@dataclass(frozen=True)
+class Options:
+    """What every case of a run shares: settings per frequency, seeds, scored splits, variants,
+    whether the scoring is nested, and the scratch folder."""
+
+    settings: dict[str, dict[str, Any]]
+    seeds: int
+    splits: tuple[int, ...]
+    variants: tuple[str, ...]
+    nested: bool
+    workdir: Path
+
+
 def run_domain(
-    data: Path,
-    name: str,
-    horizons: tuple[int, ...],
-    settings: dict[str, dict[str, Any]],
-    seeds: int,
-    splits: tuple[int, ...],
-    variants: tuple[str, ...],
-    nested: bool,
-    workdir: Path,
-    *,
-    log=print,
+    data: Path, name: str, horizons: tuple[int, ...], options: Options, *, log=print
 ) -> list[dict[str, Any]]:
     """Every horizon of one domain, the statistical peers fitted once for all of them."""
     domain = convert_domain(data, name)
     peers = SharedPeers(horizons)
     records = []
     for horizon in horizons:
-        args = (settings, seeds, splits, variants, nested, workdir)
-        records += run_case(domain, horizon, *args, peers=peers, log=log)
+        records += run_case(domain, horizon, options, peers, log=log)
     return records
 
 
 def run_case(
-    domain: Domain,
-    horizon: int,
-    settings: dict[str, dict[str, Any]],
-    seeds: int,
-    splits: tuple[int, ...],
-    variants: tuple[str, ...],
-    nested: bool,
-    workdir: Path,
-    *,
-    peers: SharedPeers,
-    log=print,
+    domain: Domain, horizon: int, options: Options, peers: SharedPeers, *, log=print
 ) -> list[dict[str, Any]]:
     """The baselines and every variant and seed of one domain at one horizon."""
-    name = domain.name
-    workdir = workdir / f"{name}-h{horizon}"
+    name, nested, splits = domain.name, options.nested, options.splits
+    workdir = options.workdir / f"{name}-h{horizon}"
     workdir.mkdir(parents=True, exist_ok=True)
-    chosen = settings[domain.frequency]
+    chosen = options.settings[domain.frequency]
     base = {"domain": name, "frequency": domain.frequency, "horizon": horizon}
     if "select" in chosen:  # the preset chosen by rolling origins before the test split
         text = tuple(c for c in chosen["text"] if c in domain.contract.text)
@@ -450,11 +439,11 @@ def run_case(
             {**base, "model": row["model"], "seed": -1, "fit_s": 0.0}
             | {f"{k}_{split}": v for k, v in row.items() if k != "model"}
         )
-    for variant in variants:
+    for variant in options.variants:
         if variant != NO_TEXT and not case.text:
             log(f"{name} h{horizon}: no text columns, {variant} skipped")
             continue
-        for seed in range(seeds):
+        for seed in range(options.seeds):
             record = {**base, **run_variant(case, variant, seed, splits)}
             records.append(record)
             log(_progress(record, splits))
