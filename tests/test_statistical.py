@@ -190,14 +190,17 @@ def test_the_statistical_skip_starts_at_the_ridges_and_peers_mixed_by_validation
     for k in range(len(PRIOR_MODELS)):
         assert np.mean((arrays.prior[origins, :, k] - actual) ** 2) < 0.1 * last_mse
 
-    # the shares: the ridge skip's and each peer's, in inverse proportion to validation MSE
+    # the shares: the ridge skip's and each peer's, in inverse proportion to the square of
+    # their validation MSE
     shares = fit_skip(arrays, config)[PEER_MIX][0]
     assert shares.shape == (1 + len(PRIOR_MODELS),) and np.isclose(shares.sum(), 1.0)
     validation = window_origins(arrays, 7, 3, VALIDATION)
     seen = gather_targets(arrays, validation, 3)
     peer_mse = [np.mean((arrays.prior[validation, :, k] - seen) ** 2) for k in range(3)]
-    np.testing.assert_allclose(shares[1] * peer_mse[0], shares[2] * peer_mse[1], rtol=1e-4)
-    np.testing.assert_allclose(shares[1] * peer_mse[0], shares[3] * peer_mse[2], rtol=1e-4)
+    for k in (1, 2):
+        np.testing.assert_allclose(
+            shares[1] * peer_mse[0] ** 2, shares[k + 1] * peer_mse[k] ** 2, rtol=1e-4
+        )
 
     def untrained(with_shares):
         model = build_model(state.spec)

@@ -48,7 +48,7 @@ class ModelConfig(BaseModel):
             "ridge on the lookback minus its last value alone, its penalty chosen on validation "
             "windows); statistical (starts at a mix of the ridge skip and statsforecast's AutoETS, "
             "AutoTheta and AutoARIMA forecasts from the series' whole history up to the origin, "
-            "beyond the lookback, each weighted by the inverse of its validation MSE)."
+            "beyond the lookback, each weighted by the inverse square of its validation MSE)."
         ),
     )
     linear_skip_trainable: bool = Field(

@@ -34,6 +34,8 @@ from fusioncast.state import ForecastingState
 from fusioncast.windows import SeriesArrays, WindowSampler, gather_targets, sampler, window_origins
 
 HISTORY_VERSION = 2
+SHARE_POWER = 2
+"""The power of the inverse validation MSE that gives each forecaster its share of the mix."""
 
 
 @dataclass
@@ -302,9 +304,10 @@ def fit_skip(arrays: SeriesArrays, config: ModelConfig) -> dict[str, list[np.nda
 
     ``ridge`` and ``ridge_normalised``: :func:`fit_linear_skip`. ``statistical``: those, and the
     shares of the :class:`~fusioncast.layers.PeerMix` layer: the ridge skip's and each
-    statistical peer's (``arrays.prior``), in inverse proportion to their MSE on the validation
-    windows (scaled target), summing to 1. On the Time-MMD domains, scored on steps after the
-    ones the shares were fitted on, this mix was the rule closest to the best single forecaster
+    statistical peer's (``arrays.prior``), in inverse proportion to the square of their MSE on
+    the validation windows (scaled target), summing to 1. On the Time-MMD domains, scored on
+    steps after the ones the shares were fitted on, this mix was the rule closest to the best
+    single forecaster, and squaring sharpened it where one forecaster is far ahead
     (``docs/selection.md``). ``none`` and ``zeros``: nothing to set.
     """
     if config.linear_skip not in ("ridge", "ridge_normalised", "statistical"):
@@ -316,7 +319,8 @@ def fit_skip(arrays: SeriesArrays, config: ModelConfig) -> dict[str, list[np.nda
     actual = gather_targets(arrays, validation, config.horizon).astype(np.float64)
     peers = arrays.prior[validation].astype(np.float64)
     forecasts = [ridge, *(peers[..., k] for k in range(peers.shape[-1]))]
-    inverse = np.array([1.0 / max(float(np.mean((f - actual) ** 2)), 1e-12) for f in forecasts])
+    mse = np.array([max(float(np.mean((f - actual) ** 2)), 1e-12) for f in forecasts])
+    inverse = (mse.min() / mse) ** SHARE_POWER
     return {LINEAR_SKIP: weights, PEER_MIX: [(inverse / inverse.sum()).astype(np.float32)]}
 
 
