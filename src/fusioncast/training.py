@@ -320,8 +320,8 @@ def fit_skip(arrays: SeriesArrays, config: ModelConfig) -> dict[str, list[np.nda
     peers = arrays.prior[validation].astype(np.float64)
     forecasts = [ridge, *(peers[..., k] for k in range(peers.shape[-1]))]
     mse = np.array([max(float(np.mean((f - actual) ** 2)), 1e-12) for f in forecasts])
-    inverse = (mse.min() / mse) ** SHARE_POWER
-    return {LINEAR_SKIP: weights, PEER_MIX: [(inverse / inverse.sum()).astype(np.float32)]}
+    share = (mse.min() / mse) ** SHARE_POWER
+    return {LINEAR_SKIP: weights, PEER_MIX: [(share / share.sum()).astype(np.float32)]}
 
 
 def fit_linear_skip(arrays: SeriesArrays, config: ModelConfig) -> list[np.ndarray]:
